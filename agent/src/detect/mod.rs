@@ -1,0 +1,6 @@
+//! Read-only detection: platform, block-device inventory, signatures, eligibility.
+//! Owner: issue 2.
+
+pub mod model;
+
+pub use model::*;

@@ -1,0 +1,242 @@
+//! The inventory data model: what detection reports and what `plan` consumes.
+//! Serialized as `dbhost detect --output json` (schema documented in `docs/detect-schema.md`).
+//! Bump [`INVENTORY_SCHEMA`] on any incompatible change.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON inventory schema.
+pub const INVENTORY_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Azure,
+    Aws,
+    Gcp,
+    Qemu,
+    Other,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Platform::Azure => "azure",
+            Platform::Aws => "aws",
+            Platform::Gcp => "gcp",
+            Platform::Qemu => "qemu",
+            Platform::Other => "other",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Host caching mode of a cloud data disk (Azure IMDS `caching`), or what the profile states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    None,
+    ReadOnly,
+    ReadWrite,
+    Unknown,
+}
+
+/// What a disk is for, as far as the platform tells.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum DiskRole {
+    /// The OS disk (boot / root lives here).
+    Os,
+    /// Azure temporary/resource disk (SCSI) — never a data candidate.
+    Resource,
+    /// Local/ephemeral NVMe (Azure "NVMe Direct Disk", AWS instance store, GCP local SSD).
+    Local,
+    /// A remote data disk (Azure LUN, EBS volume, GCP PD, QEMU data disk).
+    Data,
+    /// Nothing tells.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Scsi,
+    Nvme,
+    Virtio,
+    Ata,
+    Xen,
+    Other,
+}
+
+/// A recognised on-disk signature (found by the pure-Rust probe).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// "gpt", "gpt-backup", "mbr", "ext4", "xfs", "btrfs", "swap", "lvm2", "luks", "md-0.90",
+    /// "md-1.0", "md-1.1", "md-1.2", "ntfs", "vfat", "iso9660", "bcache", "zfs".
+    pub kind: String,
+    /// Byte offset of the magic that identified it.
+    pub offset: u64,
+    /// Extra detail: filesystem label/UUID, md array UUID and name, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A v1.x md superblock found on a disk (enough to decide "adopt").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MdMember {
+    /// mdadm text form `xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx`.
+    pub array_uuid: String,
+    pub name: String,
+    pub level: i32,
+    pub raid_disks: u32,
+    /// This member's role (slot) or `None` for spare/faulty.
+    pub role: Option<u32>,
+    pub chunk_sectors: u32,
+    pub events: u64,
+    pub minor_version: u8,
+}
+
+/// Why a disk is not a data candidate. Every refusal is something a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum Refusal {
+    OsDisk,
+    ResourceDisk,
+    LocalEphemeral,
+    HasPartitions {
+        partitions: Vec<String>,
+    },
+    HoldsSignature {
+        kind: String,
+        offset: u64,
+    },
+    Mounted {
+        mountpoint: String,
+    },
+    Swap,
+    HeldBy {
+        holders: Vec<String>,
+    },
+    /// removable, loop, ram, zram, optical, md, dm, …
+    NotADisk {
+        what: String,
+    },
+    ReadOnly,
+    CacheModeNotAllowed {
+        mode: CacheMode,
+    },
+    TooSmall {
+        size_bytes: u64,
+        min_bytes: u64,
+    },
+    NotSelected {
+        why: String,
+    },
+    Unreadable {
+        attribute: String,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::OsDisk => write!(f, "OS disk"),
+            Refusal::ResourceDisk => write!(f, "temporary/resource disk (contents are lost on redeploy)"),
+            Refusal::LocalEphemeral => write!(f, "local ephemeral disk (contents are lost on stop/deallocate)"),
+            Refusal::HasPartitions { partitions } => write!(f, "has partitions: {}", partitions.join(", ")),
+            Refusal::HoldsSignature { kind, offset } => write!(f, "holds a {kind} signature at byte {offset} (wipe it explicitly with --wipe if it is really unused)"),
+            Refusal::Mounted { mountpoint } => write!(f, "mounted at {mountpoint}"),
+            Refusal::Swap => write!(f, "in use as swap"),
+            Refusal::HeldBy { holders } => write!(f, "held by {}", holders.join(", ")),
+            Refusal::NotADisk { what } => write!(f, "not a data disk ({what})"),
+            Refusal::ReadOnly => write!(f, "read-only"),
+            Refusal::CacheModeNotAllowed { mode } => write!(f, "host cache mode {mode:?} is not allowed by the profile"),
+            Refusal::TooSmall { size_bytes, min_bytes } => write!(f, "too small: {size_bytes} bytes < {min_bytes} bytes required by the profile"),
+            Refusal::NotSelected { why } => write!(f, "not selected by the profile: {why}"),
+            Refusal::Unreadable { attribute } => write!(f, "attribute {attribute} could not be read"),
+        }
+    }
+}
+
+/// One whole block device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disk {
+    /// Kernel name: "sda", "nvme0n1", "vdb".
+    pub name: String,
+    /// "8:0"
+    pub devnum: String,
+    pub size_bytes: u64,
+    pub logical_block_size: u32,
+    pub physical_block_size: u32,
+    pub rotational: Option<bool>,
+    pub read_only: bool,
+    pub removable: bool,
+    pub vendor: Option<String>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub transport: Transport,
+    /// `/dev/disk/by-id/*` names pointing at this disk (file names only).
+    pub by_id: Vec<String>,
+    /// `/dev/disk/by-path/*` names pointing at this disk.
+    pub by_path: Vec<String>,
+    /// SCSI address "H:C:T:L" when the disk is SCSI.
+    pub scsi_address: Option<String>,
+    /// NVMe namespace id when the disk is NVMe.
+    pub nvme_nsid: Option<u32>,
+    pub partitions: Vec<String>,
+    pub holders: Vec<String>,
+    pub mountpoints: Vec<String>,
+    pub swap: bool,
+    /// `queue/write_cache` ("write back" / "write through").
+    pub write_cache: Option<String>,
+    pub discard_granularity: Option<u64>,
+    pub role: DiskRole,
+    /// Platform LUN (Azure LUN, QEMU scsi lun) when known.
+    pub lun: Option<u32>,
+    pub cache_mode: CacheMode,
+    pub signatures: Vec<Signature>,
+    /// A v1.x md superblock, if one is present and valid.
+    pub md: Option<MdMember>,
+    /// Attributes that could not be read (reported, never a panic).
+    pub missing_attributes: Vec<String>,
+    /// Empty = intrinsic data candidate (profile filters are applied by `plan`).
+    pub refusals: Vec<Refusal>,
+}
+
+impl Disk {
+    /// Intrinsically eligible (before profile filters).
+    pub fn is_candidate(&self) -> bool {
+        self.refusals.is_empty()
+    }
+    /// A blank disk: no signature of any kind, no partitions.
+    pub fn is_blank(&self) -> bool {
+        self.signatures.is_empty() && self.partitions.is_empty() && self.md.is_none()
+    }
+    /// `/dev/disk/by-id/...` path suitable for a stable reference, if any.
+    pub fn stable_id(&self) -> Option<&str> {
+        self.by_id.first().map(String::as_str)
+    }
+}
+
+/// An md array the kernel currently runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningArray {
+    /// "md127"
+    pub name: String,
+    pub level: Option<String>,
+    pub array_state: Option<String>,
+    pub uuid: Option<String>,
+    pub members: Vec<String>,
+}
+
+/// Everything detection learned about the host. Pure data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub schema: u32,
+    pub platform: Platform,
+    /// Kernel release (`/proc/sys/kernel/osrelease`), e.g. "6.1.0-28-amd64".
+    pub kernel: Option<String>,
+    pub disks: Vec<Disk>,
+    pub arrays: Vec<RunningArray>,
+    /// Whether Azure IMDS was consulted and what happened ("not azure", "ok", "error: …").
+    pub imds: String,
+}

@@ -1,0 +1,206 @@
+//! External programs (mkfs, systemctl, database clients) behind a trait, so plans and steps can
+//! be tested with a fake that records calls. Every error names the full command line.
+
+use anyhow::{bail, Context, Result};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// A command to run: program, arguments, optional environment additions and stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSpec {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl CommandSpec {
+    pub fn new(program: &str) -> Self {
+        CommandSpec {
+            program: program.to_string(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+        }
+    }
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    pub fn args<I, S>(mut self, it: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(it.into_iter().map(Into::into));
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+    /// The command line as a person would type it (for errors and logs).
+    pub fn display(&self) -> String {
+        let mut s = self.program.clone();
+        for a in &self.args {
+            s.push(' ');
+            if a.is_empty() || a.contains(char::is_whitespace) {
+                s.push_str(&format!("'{a}'"));
+            } else {
+                s.push_str(a);
+            }
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub trait Exec: Send + Sync {
+    /// Run and return the output whatever the exit status.
+    fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput>;
+
+    /// Run and fail (naming the command and its stderr) unless it exits 0.
+    fn run(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
+        let out = self.output(cmd)?;
+        if out.status != 0 {
+            bail!(
+                "`{}` exited with status {}: {}",
+                cmd.display(),
+                out.status,
+                out.stderr.trim()
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Runs real programs.
+#[derive(Debug, Default)]
+pub struct RealExec;
+
+impl Exec for RealExec {
+    fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut c = Command::new(&cmd.program);
+        c.args(&cmd.args);
+        for (k, v) in &cmd.env {
+            c.env(k, v);
+        }
+        c.stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c
+            .spawn()
+            .with_context(|| format!("starting `{}`", cmd.display()))?;
+        if let Some(data) = &cmd.stdin {
+            if let Some(mut si) = child.stdin.take() {
+                si.write_all(data)
+                    .with_context(|| format!("writing stdin of `{}`", cmd.display()))?;
+            }
+        }
+        let out = child
+            .wait_with_output()
+            .with_context(|| format!("waiting for `{}`", cmd.display()))?;
+        Ok(ExecOutput {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// Records every command; answers from a list of (program-prefix match, output) rules.
+#[derive(Debug, Default)]
+pub struct FakeExec {
+    pub calls: Mutex<Vec<CommandSpec>>,
+    pub answers: Mutex<Vec<(String, ExecOutput)>>,
+}
+
+impl FakeExec {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// When a command line starts with `prefix`, answer `out`.
+    pub fn answer(&self, prefix: &str, out: ExecOutput) {
+        self.answers
+            .lock()
+            .expect("fake exec lock")
+            .push((prefix.to_string(), out));
+    }
+    pub fn calls(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .expect("fake exec lock")
+            .iter()
+            .map(CommandSpec::display)
+            .collect()
+    }
+}
+
+impl Exec for FakeExec {
+    fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
+        self.calls.lock().expect("fake exec lock").push(cmd.clone());
+        let line = cmd.display();
+        let answers = self.answers.lock().expect("fake exec lock");
+        for (prefix, out) in answers.iter() {
+            if line.starts_with(prefix.as_str()) {
+                return Ok(out.clone());
+            }
+        }
+        Ok(ExecOutput::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_exec_reports_status_and_names_command() {
+        let e = RealExec;
+        let out = e
+            .output(&CommandSpec::new("sh").args(["-c", "echo hi; exit 3"]))
+            .unwrap();
+        assert_eq!(out.status, 3);
+        assert_eq!(out.stdout.trim(), "hi");
+        let err = e
+            .run(&CommandSpec::new("sh").args(["-c", "echo bad >&2; exit 1"]))
+            .unwrap_err();
+        assert!(err.to_string().contains("sh -c"), "{err}");
+        assert!(err.to_string().contains("bad"), "{err}");
+    }
+
+    #[test]
+    fn fake_exec_records() {
+        let f = FakeExec::new();
+        f.answer(
+            "blkid",
+            ExecOutput {
+                status: 0,
+                stdout: "X".into(),
+                stderr: String::new(),
+            },
+        );
+        assert_eq!(
+            f.output(&CommandSpec::new("blkid").arg("/dev/md0"))
+                .unwrap()
+                .stdout,
+            "X"
+        );
+        assert_eq!(f.calls(), vec!["blkid /dev/md0".to_string()]);
+    }
+}

@@ -1,0 +1,78 @@
+//! File helpers: trimmed attribute reads and atomic writes (temp + fsync + rename + fsync dir).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Read a small text file (a sysfs attribute), trimmed. `None` if missing or unreadable.
+pub fn read_trimmed(p: &Path) -> Option<String> {
+    fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+}
+
+/// fsync a directory so a rename inside it is durable.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Write `data` to `path` atomically: a temp file in the same directory, fsync, rename over the
+/// target, fsync the directory. `mode` is applied to the new file. Returns `Ok(false)` when the
+/// file already had exactly this content and mode (nothing written), `Ok(true)` when written.
+pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(old) = fs::read(path) {
+        let same_mode = fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o7777 == mode)
+            .unwrap_or(false);
+        if old == data && same_mode {
+            return Ok(false);
+        }
+    }
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
+    fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.dbhost-tmp.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fsync_dir(dir)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_is_idempotent() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/file.conf");
+        assert!(atomic_write(&p, b"a=1\n", 0o644).unwrap());
+        assert!(!atomic_write(&p, b"a=1\n", 0o644).unwrap());
+        assert!(atomic_write(&p, b"a=2\n", 0o644).unwrap());
+        assert_eq!(fs::read_to_string(&p).unwrap(), "a=2\n");
+        assert!(atomic_write(&p, b"a=2\n", 0o600).unwrap());
+        let leftovers: Vec<_> = fs::read_dir(p.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1);
+    }
+}

@@ -1,0 +1,2 @@
+//! md RAID without mdadm: v1.2 superblocks (pure), ioctls (`sys`), create/assemble/stop (`array`).
+//! Owner: issue 4. Facts: `../shared/design/MD.md`.

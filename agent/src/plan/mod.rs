@@ -1,0 +1,1 @@
+//! Plan = pure function of profile × inventory; apply engine, journal, undo. Owners: issues 2, 5.

@@ -1,0 +1,1 @@
+//! Profiles: TOML `version = 1`, strict, validated across fields. Owner: issue 2.

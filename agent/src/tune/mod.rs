@@ -1,0 +1,1 @@
+//! Tuning knobs as data: target, value, reason, persistence. Owner: issue 6.
