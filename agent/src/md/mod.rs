@@ -1,2 +1,3 @@
 //! md RAID without mdadm: v1.2 superblocks (pure), ioctls (`sys`), create/assemble/stop (`array`).
 //! Owner: issue 4. Facts: `../shared/design/MD.md`.
+pub mod geometry;
