@@ -153,6 +153,7 @@ class Scenario:
     memory_mb: int = 1536
     mask: list = field(default_factory=list)  # units masked (systemd.mask=) on every boot
     profiles: dict = field(default_factory=dict)  # extra profile files: name -> TOML text
+    suite: bool = True  # False: only run when named (e.g. `try`, the README's demo)
 
 
 # --------------------------------------------------------------------------------------------
@@ -655,9 +656,9 @@ def main() -> int:
     scenarios = load_scenarios()
     if a.list:
         for sc in scenarios.values():
-            print(f"{sc.name:16} {sc.description}")
+            print(f"{sc.name:16} {'' if sc.suite else '(not in the suite) '}{sc.description}")
         return 0
-    names = a.scenarios or list(scenarios)
+    names = a.scenarios or [n for n, sc in scenarios.items() if sc.suite]
     unknown = [n for n in names if n not in scenarios]
     if unknown:
         print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(scenarios)}", file=sys.stderr)
