@@ -4,7 +4,9 @@
 
 pub mod fstab;
 pub mod mkfs;
+pub mod mounts;
 pub mod probe;
+pub mod steps;
 
 use serde::{Deserialize, Serialize};
 
