@@ -77,6 +77,11 @@ impl Collector {
                 let Ok(resolved) = fs::canonicalize(&real) else {
                     return;
                 };
+                // A final link is followed only into a directory (sysfs device dirs); links to
+                // device nodes (/dev/disk/by-id/…) are kept as links, never their contents.
+                if i + 1 == comps.len() && !resolved.is_dir() {
+                    return;
+                }
                 let mut rest = resolved;
                 for c in &comps[i + 1..] {
                     rest.push(c);

@@ -458,7 +458,7 @@ pub(crate) fn detect_with(r: &Reader, opts: &DetectOptions) -> Result<(Inventory
         }
         if let Some(e) = probe_error {
             refusals.push(Refusal::Unreadable {
-                attribute: format!("contents of /dev/{name}: {e}"),
+                attribute: format!("contents of /dev/{name} ({e})"),
             });
         }
         disks.push(Disk {
@@ -608,7 +608,7 @@ fn probe_contents(
 fn probe_file(node: &Path, size: u64) -> std::result::Result<probe::ProbeResult, String> {
     let f = std::fs::File::open(node).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
-            "permission denied (run as root)".to_string()
+            "permission denied; reading disk contents needs root".to_string()
         } else {
             e.to_string()
         }

@@ -172,7 +172,7 @@ impl std::fmt::Display for Refusal {
             Refusal::CacheModeNotAllowed { mode } => write!(f, "host cache mode {mode:?} is not allowed by the profile"),
             Refusal::TooSmall { size_bytes, min_bytes } => write!(f, "too small: {size_bytes} bytes < {min_bytes} bytes required by the profile"),
             Refusal::NotSelected { why } => write!(f, "not selected by the profile: {why}"),
-            Refusal::Unreadable { attribute } => write!(f, "attribute {attribute} could not be read"),
+            Refusal::Unreadable { attribute } => write!(f, "could not read {attribute}"),
             Refusal::RoleConflict { detail } => write!(f, "role is ambiguous: {detail}"),
         }
     }
