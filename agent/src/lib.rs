@@ -7,11 +7,13 @@
 //! paths), `detect` (read-only inventory), `md` (v1.2 superblocks + ioctls), `fs`, `db`, `tune`,
 //! `generalize`, `plan`.
 
+pub mod apply;
 pub mod cli;
 pub mod db;
 pub mod detect;
 pub mod exit;
 pub mod fs;
+
 pub mod generalize;
 pub mod host;
 pub mod md;

@@ -1,6 +1,7 @@
 //! `dbhost debug ...`.
 
-use super::Ctx;
+use super::{Ctx, OutputFormat};
+use crate::detect::{capture, DetectOptions};
 use clap::Subcommand;
 use std::path::PathBuf;
 
@@ -11,9 +12,37 @@ pub enum DebugCmd {
     CaptureHost {
         /// Output archive (.tar.gz).
         out: PathBuf,
+        /// Do not query Azure IMDS while capturing.
+        #[arg(long)]
+        no_imds: bool,
     },
 }
 
-pub fn run(_ctx: &Ctx, _cmd: DebugCmd) -> anyhow::Result<i32> {
-    super::not_yet("debug capture-host")
+pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
+    match cmd {
+        DebugCmd::CaptureHost { out, no_imds } => {
+            let opts = DetectOptions {
+                query_imds: !no_imds,
+                ..DetectOptions::default()
+            };
+            let s = capture::capture_host(&ctx.host, &opts, &out)?;
+            match ctx.output {
+                OutputFormat::Json => super::output::print_json(&serde_json::json!({
+                    "archive": out.display().to_string(),
+                    "files": s.files, "links": s.links, "dirs": s.dirs,
+                    "disks": s.inventory.disks.len(),
+                }))?,
+                OutputFormat::Text => println!(
+                    "wrote {}: {} files, {} links, {} directories, {} disks (no disk contents; replay: tar -xzf {} -C DIR && dbhost detect --sysroot DIR)",
+                    out.display(),
+                    s.files,
+                    s.links,
+                    s.dirs,
+                    s.inventory.disks.len(),
+                    out.display()
+                ),
+            }
+            Ok(crate::exit::OK)
+        }
+    }
 }

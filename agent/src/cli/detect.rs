@@ -1,18 +1,19 @@
-//! `dbhost detect`, and its `--wait-disks DURATION`: wait (bounded) until the expected data
-//! disks are present, e.g. when cloud-init runs before the cloud has attached every data disk.
+//! `dbhost detect`: the block-device inventory as a table, or `--output json` (the
+//! [`Inventory`](crate::detect::Inventory), schema in `docs/detect-schema.md`).
 //!
-//! The waiting loop is generic: it re-scans the inventory every [`POLL_INTERVAL`] and asks a
-//! predicate which expected disks are still missing, stopping as soon as none are. On timeout
-//! the command exits 3 (refused for safety) and names what is missing.
+//! `--wait-disks DURATION`: wait (bounded) until the expected data disks are present, e.g. when
+//! cloud-init runs before the cloud has attached every data disk. The waiting loop is generic: it
+//! re-scans the inventory every [`POLL_INTERVAL`] and asks a predicate which expected disks are
+//! still missing, stopping as soon as none are. On timeout the command exits 3 (refused for
+//! safety) and names what is missing.
 //!
-//! NOTE for the lead (integration): two seams are placeholders until their owners land:
-//! - [`scan`]: call detection's entry point (e.g. `crate::detect::scan(&ctx.host)`);
-//! - [`expectation_from_profile`]: build a [`DiskExpectation`] from the profile's `[disks]`
-//!   (`luns`, `serial`, `expected-count`; `wait-timeout` as the default DURATION). A better
-//!   predicate is "plan's disk selection is satisfied"; any `Fn(&Inventory) -> Vec<String>` fits.
+//! NOTE for the lead (integration): [`expectation_from_profile`] is a placeholder until profiles
+//! land: build a [`DiskExpectation`] from the profile's `[disks]` (`luns`, `expected-count`;
+//! `wait-timeout` as the default DURATION). A better predicate is "plan's disk selection is
+//! satisfied"; any `Fn(&Inventory) -> Vec<String>` fits [`wait_for_disks`].
 
-use super::Ctx;
-use crate::detect::Inventory;
+use super::{Ctx, OutputFormat};
+use crate::detect::{self, CacheMode, DetectOptions, Disk, DiskRole, Inventory};
 use crate::exit::Failure;
 use clap::Args;
 use std::path::PathBuf;
@@ -23,6 +24,14 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Args)]
 pub struct DetectArgs {
+    /// Azure IMDS base URL (http://HOST:PORT); default: $DBHOST_IMDS_ENDPOINT, else the real
+    /// IMDS on the live host.
+    #[arg(long, value_name = "URL")]
+    pub imds_endpoint: Option<String>,
+    /// Do not query Azure IMDS (cache modes stay "unknown").
+    #[arg(long)]
+    pub no_imds: bool,
+
     /// Wait up to DURATION (e.g. 120s, 5m) for the expected data disks to appear before
     /// reporting; exits 3 naming the missing disks if they do not. What is expected comes from
     /// --profile or --min-disks.
@@ -39,31 +48,17 @@ pub struct DetectArgs {
 }
 
 pub fn run(ctx: &Ctx, args: DetectArgs) -> anyhow::Result<i32> {
-    let inventory = match args.wait_disks {
-        None => scan(ctx)?,
+    let opts = DetectOptions {
+        imds_endpoint: args.imds_endpoint.clone(),
+        query_imds: !args.no_imds,
+        ..DetectOptions::default()
+    };
+    let inv = match args.wait_disks {
+        None => detect::detect(&ctx.host, &opts)?,
         Some(timeout) => {
-            let expect = match (&args.profile, args.min_disks) {
-                (Some(p), None) => expectation_from_profile(p)?,
-                (None, Some(n)) => DiskExpectation {
-                    min_candidates: n,
-                    luns: Vec::new(),
-                },
-                (Some(_), Some(_)) => {
-                    return Err(Failure::Usage(
-                        "give either --profile or --min-disks with --wait-disks, not both".into(),
-                    )
-                    .into())
-                }
-                (None, None) => {
-                    return Err(Failure::Usage(
-                        "--wait-disks needs --profile FILE or --min-disks N to know which disks to wait for"
-                            .into(),
-                    )
-                    .into())
-                }
-            };
+            let expect = expectation(&args)?;
             let outcome = wait_for_disks(
-                || scan(ctx),
+                || detect::detect(&ctx.host, &opts),
                 |inv| expect.missing(inv),
                 timeout,
                 &mut RealClock,
@@ -84,12 +79,135 @@ pub fn run(ctx: &Ctx, args: DetectArgs) -> anyhow::Result<i32> {
             outcome.inventory
         }
     };
-    print_inventory(ctx, &inventory)
+    match ctx.output {
+        OutputFormat::Json => super::output::print_json(&inv)?,
+        OutputFormat::Text => print!("{}", render_table(&inv)),
+    }
+    Ok(crate::exit::OK)
 }
 
-/// Detection's entry point. Placeholder until detection lands (see the module note).
-fn scan(_ctx: &Ctx) -> anyhow::Result<Inventory> {
-    anyhow::bail!("`dbhost detect` is not implemented in this build")
+/// Human-readable size (binary units).
+pub fn human_size(b: u64) -> String {
+    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+fn role(d: &Disk) -> &'static str {
+    match d.role {
+        DiskRole::Os => "os",
+        DiskRole::Resource => "resource",
+        DiskRole::Local => "local",
+        DiskRole::Data => "data",
+        DiskRole::Unknown => "-",
+    }
+}
+
+fn cache(c: CacheMode) -> &'static str {
+    match c {
+        CacheMode::None => "none",
+        CacheMode::ReadOnly => "readonly",
+        CacheMode::ReadWrite => "readwrite",
+        CacheMode::Unknown => "?",
+    }
+}
+
+/// The `dbhost detect` table.
+pub fn render_table(inv: &Inventory) -> String {
+    let mut out = format!(
+        "platform: {}   kernel: {}   imds: {}\n",
+        inv.platform,
+        inv.kernel.as_deref().unwrap_or("?"),
+        inv.imds
+    );
+    let rows: Vec<[String; 7]> = inv
+        .disks
+        .iter()
+        .map(|d| {
+            [
+                d.name.clone(),
+                human_size(d.size_bytes),
+                role(d).to_string(),
+                d.lun.map_or("-".into(), |l| l.to_string()),
+                cache(d.cache_mode).to_string(),
+                d.stable_id().unwrap_or("-").to_string(),
+                if d.is_candidate() {
+                    "candidate".to_string()
+                } else {
+                    format!(
+                        "refused: {}",
+                        d.refusals
+                            .iter()
+                            .map(|r| r.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )
+                },
+            ]
+        })
+        .collect();
+    let head = ["NAME", "SIZE", "ROLE", "LUN", "CACHE", "BY-ID", "VERDICT"];
+    let mut w = head.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate().take(6) {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i < 6 {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            } else {
+                s.push_str(c);
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(head.to_vec()));
+    for r in &rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    for d in &inv.disks {
+        if !d.missing_attributes.is_empty() {
+            out.push_str(&format!(
+                "note: {}: could not read {}\n",
+                d.name,
+                d.missing_attributes.join(", ")
+            ));
+        }
+    }
+    let n = inv.disks.iter().filter(|d| d.is_candidate()).count();
+    out.push_str(&format!("{n} data candidate(s)\n"));
+    out
+}
+
+fn expectation(args: &DetectArgs) -> anyhow::Result<DiskExpectation> {
+    match (&args.profile, args.min_disks) {
+        (Some(p), None) => expectation_from_profile(p),
+        (None, Some(n)) => Ok(DiskExpectation {
+            min_candidates: n,
+            luns: Vec::new(),
+        }),
+        (Some(_), Some(_)) => Err(Failure::Usage(
+            "give either --profile or --min-disks with --wait-disks, not both".into(),
+        )
+        .into()),
+        (None, None) => Err(Failure::Usage(
+            "--wait-disks needs --profile FILE or --min-disks N to know which disks to wait for"
+                .into(),
+        )
+        .into()),
+    }
 }
 
 /// Placeholder until profiles land (see the module note).
@@ -98,29 +216,6 @@ fn expectation_from_profile(path: &std::path::Path) -> anyhow::Result<DiskExpect
         "reading the expected disks from profile {} is not implemented in this build; use --min-disks N",
         path.display()
     )
-}
-
-fn print_inventory(ctx: &Ctx, inv: &Inventory) -> anyhow::Result<i32> {
-    match ctx.output {
-        super::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(inv)?),
-        _ => {
-            for d in &inv.disks {
-                let why: Vec<String> = d.refusals.iter().map(|r| r.to_string()).collect();
-                println!(
-                    "{}\t{:?}\tlun={}\t{}",
-                    d.name,
-                    d.role,
-                    d.lun.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
-                    if why.is_empty() {
-                        "candidate".into()
-                    } else {
-                        why.join("; ")
-                    }
-                );
-            }
-        }
-    }
-    Ok(crate::exit::OK)
 }
 
 /// Which data disks must be present. Missing ones are described for a person.
@@ -252,9 +347,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::{
-        CacheMode, Disk, DiskRole, Platform, Refusal, Transport, INVENTORY_SCHEMA,
-    };
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(128 << 30), "128.0 GiB");
+    }
+
+    use crate::detect::{Platform, Refusal, Transport, INVENTORY_SCHEMA};
 
     struct FakeClock(Duration);
     impl Clock for FakeClock {
@@ -291,6 +391,7 @@ mod tests {
             write_cache: None,
             discard_granularity: None,
             role: DiskRole::Data,
+            role_evidence: vec![],
             lun,
             cache_mode: CacheMode::Unknown,
             signatures: vec![],

@@ -93,6 +93,22 @@ pub struct MdMember {
     pub chunk_sectors: u32,
     pub events: u64,
     pub minor_version: u8,
+    /// The part of `set_name` before ':' (mdadm's homehost), when there is one;
+    /// `name` is the part after it.
+    #[serde(default)]
+    pub homehost: Option<String>,
+    /// Slot index into dev_roles.
+    #[serde(default)]
+    pub dev_number: u32,
+    /// Sector where member data begins.
+    #[serde(default)]
+    pub data_offset: u64,
+    /// Sectors usable for data.
+    #[serde(default)]
+    pub data_size: u64,
+    /// The superblock checksum is correct (the kernel refuses a member whose checksum is bad).
+    #[serde(default)]
+    pub checksum_ok: bool,
 }
 
 /// Why a disk is not a data candidate. Every refusal is something a person can act on.
@@ -134,6 +150,10 @@ pub enum Refusal {
     Unreadable {
         attribute: String,
     },
+    /// Two sources disagree about what the disk is (e.g. sysfs vs `/dev/disk/azure` links).
+    RoleConflict {
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -152,7 +172,8 @@ impl std::fmt::Display for Refusal {
             Refusal::CacheModeNotAllowed { mode } => write!(f, "host cache mode {mode:?} is not allowed by the profile"),
             Refusal::TooSmall { size_bytes, min_bytes } => write!(f, "too small: {size_bytes} bytes < {min_bytes} bytes required by the profile"),
             Refusal::NotSelected { why } => write!(f, "not selected by the profile: {why}"),
-            Refusal::Unreadable { attribute } => write!(f, "attribute {attribute} could not be read"),
+            Refusal::Unreadable { attribute } => write!(f, "could not read {attribute}"),
+            Refusal::RoleConflict { detail } => write!(f, "role is ambiguous: {detail}"),
         }
     }
 }
@@ -190,6 +211,9 @@ pub struct Disk {
     pub write_cache: Option<String>,
     pub discard_granularity: Option<u64>,
     pub role: DiskRole,
+    /// How the role and LUN were worked out (sysfs controller, model, mounts, links).
+    #[serde(default)]
+    pub role_evidence: Vec<String>,
     /// Platform LUN (Azure LUN, QEMU scsi lun) when known.
     pub lun: Option<u32>,
     pub cache_mode: CacheMode,

@@ -59,6 +59,30 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<bool> {
     Ok(true)
 }
 
+/// `n` random bytes from the kernel (for UUIDs). Always the running kernel's generator, whatever
+/// the host root: randomness is not part of a replayed host tree.
+pub fn random_bytes(n: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut b = vec![0u8; n];
+    File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b)
+}
+
+/// A random RFC 4122 version-4 UUID in its dashed text form.
+pub fn random_uuid() -> io::Result<String> {
+    let mut b = random_bytes(16)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        hex::encode(&b[0..4]),
+        hex::encode(&b[4..6]),
+        hex::encode(&b[6..8]),
+        hex::encode(&b[8..10]),
+        hex::encode(&b[10..16])
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
