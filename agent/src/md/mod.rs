@@ -2,3 +2,4 @@
 //! Owner: issue 4. Facts: `../shared/design/MD.md`.
 pub mod geometry;
 pub mod superblock;
+pub mod sys;
