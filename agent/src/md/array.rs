@@ -1271,7 +1271,7 @@ pub fn examine(path: &Path) -> Result<Examined> {
                 checksum_expected: None,
                 superblock: None,
                 array_uuid: Some(i.uuid.clone()),
-                v090: Some(i),
+                v090: Some(*i),
                 name: None,
                 device_role: None,
                 array_state: None,

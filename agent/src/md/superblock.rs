@@ -569,7 +569,8 @@ pub fn decode_v090(buf: &[u8]) -> Option<V090Info> {
     if buf.len() < 64 {
         return None;
     }
-    let (big, rd): (bool, fn(&[u8], usize) -> u32) = if le32(buf, 0) == MD_SB_MAGIC {
+    type Rd = fn(&[u8], usize) -> u32;
+    let (big, rd): (bool, Rd) = if le32(buf, 0) == MD_SB_MAGIC {
         (false, le32)
     } else if u32::from_be_bytes(arr(buf, 0)) == MD_SB_MAGIC {
         (true, |b, o| u32::from_be_bytes(arr(b, o)))
@@ -599,12 +600,13 @@ pub fn decode_v090(buf: &[u8]) -> Option<V090Info> {
 
 /// What sits at one md superblock location.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // a handful per device; boxing buys nothing
 pub enum FoundKind {
     V1 {
         minor: Minor,
         decoded: Result<Decoded, SbError>,
     },
-    V090(V090Info),
+    V090(Box<V090Info>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -666,7 +668,7 @@ pub fn scan<R: Read + Seek>(r: &mut R, dev_bytes: u64) -> std::io::Result<Vec<Fo
             if let Some(info) = decode_v090(&buf) {
                 out.push(Found {
                     offset: off,
-                    kind: FoundKind::V090(info),
+                    kind: FoundKind::V090(Box::new(info)),
                 });
             }
             continue;

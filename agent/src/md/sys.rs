@@ -256,6 +256,7 @@ mod tests {
     #[test]
     fn request_codes_match_header_values() {
         // Values printed by a C program built against the 6.1 uapi headers (MD.md §2.1).
+        #[allow(clippy::unnecessary_cast)] // c_ulong on gnu, c_int on musl
         let c = |x| x as u64;
         assert_eq!(
             c(nix::request_code_read!(9, 0x10, size_of::<MduVersion>())),
