@@ -326,15 +326,14 @@ fn push_v1(
 ) {
     let primary = s.version == "1.2" && s.status == "ok";
     kv(o, "Magic", "a92b4efc");
-    kv(
-        o,
-        "Version",
-        &if primary {
-            s.version.clone()
-        } else {
-            format!("{} (at byte {}, {})", s.version, s.offset_bytes, s.status)
-        },
-    );
+    kv(o, "Version", &s.version);
+    if !primary {
+        kv(
+            o,
+            "Found At",
+            &format!("byte {} ({})", s.offset_bytes, s.status),
+        );
+    }
     kv(o, "Feature Map", &format!("{:#x}", sb.feature_map));
     kv(o, "Array UUID", &sb.set_uuid.mdadm());
     kv(o, "Name", &sb.name());
