@@ -889,6 +889,8 @@ pub struct AssembleEntry {
     pub missing_roles: Vec<u32>,
     pub devices: Vec<String>,
     pub detail: Option<String>,
+    /// Counts for the exit code: no `--expect` given, or this name was expected.
+    pub expected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -901,10 +903,12 @@ pub struct AssembleReport {
 
 impl AssembleReport {
     /// 0 all good, 3 something incomplete/inconsistent/missing, 1 a failure.
+    /// With `--expect`, only the expected arrays count (foreign leftovers are reported only).
     pub fn exit_code(&self) -> i32 {
-        if self.arrays.iter().any(|a| a.result == "failed") {
+        let counted = || self.arrays.iter().filter(|a| a.expected);
+        if counted().any(|a| a.result == "failed") {
             crate::exit::ERROR
-        } else if self.arrays.iter().any(|a| {
+        } else if counted().any(|a| {
             matches!(
                 a.result.as_str(),
                 "incomplete" | "inconsistent" | "not_found"
@@ -957,6 +961,7 @@ impl ScanResult {
             .groups
             .iter()
             .filter(|g| !self.stale.contains(&g.uuid))
+            .filter(|g| expect.is_empty() || expect.contains(&self.name_of(g)))
             .collect();
         let names: BTreeSet<String> = relevant.iter().map(|g| self.name_of(g)).collect();
         if expect.iter().any(|e| !names.contains(e)) {
@@ -1020,6 +1025,7 @@ fn act_on_scan(host: &Host, scan: &ScanResult, expect: &[String]) -> AssembleRep
             missing_roles: vec![],
             devices: g.kernel_names(),
             detail: None,
+            expected: expect.is_empty() || expect.contains(&name),
         };
         match g.status() {
             GroupStatus::Complete => {
@@ -1073,6 +1079,7 @@ fn act_on_scan(host: &Host, scan: &ScanResult, expect: &[String]) -> AssembleRep
                 missing_roles: vec![],
                 devices: vec![],
                 detail: Some(format!("no device carries a superblock of array {x}")),
+                expected: true,
             });
         }
     }
@@ -1429,6 +1436,10 @@ mod tests {
         assert_eq!(scan.groups.len(), 3);
         assert_eq!(scan.stale.len(), 1);
         assert!(!scan.ready(&h, &[]));
+        assert!(
+            scan.ready(&h, &["data".into()]),
+            "only the expected array matters"
+        );
         let g_a = scan
             .groups
             .iter()
@@ -1450,8 +1461,15 @@ mod tests {
         assert_eq!(by("otherhost:logs").devices, vec!["sdd"]);
         assert_eq!(by("gone").result, "not_found");
         assert_eq!(by("data").result, "failed"); // the fake host is not live: no ioctls
+        assert!(!by("otherhost:logs").expected);
         assert_eq!(rep.stale.len(), 1);
         assert_eq!(rep.exit_code(), crate::exit::ERROR);
+        // Only the foreign incomplete array left: reported, but not fatal with --expect.
+        let mut rep2 = rep.clone();
+        rep2.arrays.retain(|a| a.name == "otherhost:logs");
+        assert_eq!(rep2.exit_code(), crate::exit::OK);
+        rep2.arrays[0].expected = true;
+        assert_eq!(rep2.exit_code(), crate::exit::REFUSED);
     }
 
     #[test]
