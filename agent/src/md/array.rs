@@ -657,6 +657,13 @@ fn ensure_link(host: &Host, name: &str, devnm: &str) -> Result<PathBuf> {
     Ok(host.unroot(&link))
 }
 
+/// `/dev/md/<name>` as text in the host's namespace (for mdadm's map file).
+fn link_text(host: &Host, name: &str) -> String {
+    host.unroot(&host.dev(&format!("md/{name}")))
+        .display()
+        .to_string()
+}
+
 fn uevent_change(host: &Host, devnm: &str) {
     let _ = fs::write(host.sys(&format!("block/{devnm}/uevent")), "change");
 }
@@ -748,7 +755,7 @@ fn create_from_plan(host: &Host, plan: &CreatePlan) -> Result<Outcome<ArrayRef>>
         start_array(&md, &mdnode, 2, &members)
             .with_context(|| format!("starting {mdnode} (array {name})"))?;
         if mdadm {
-            let line = model::map_line(&devnm, 2, &plan.spec.set_uuid, &format!("/dev/md/{name}"));
+            let line = model::map_line(&devnm, 2, &plan.spec.set_uuid, &link_text(host, &name));
             write_map(host, &devnm, Some(&line))?;
         }
         Ok(())
@@ -854,8 +861,7 @@ pub fn assemble_group(host: &Host, g: &ArrayGroup, name: &str) -> Result<Outcome
         start_array(&md, &mdnode, g.minor_version, &members)
             .with_context(|| format!("assembling {mdnode} (array {name})"))?;
         if mdadm {
-            let line =
-                model::map_line(&devnm, g.minor_version, &g.uuid, &format!("/dev/md/{name}"));
+            let line = model::map_line(&devnm, g.minor_version, &g.uuid, &link_text(host, &name));
             write_map(host, &devnm, Some(&line))?;
         }
         Ok(())
@@ -1102,7 +1108,9 @@ pub fn resolve_md(host: &Host, target: &str) -> Option<String> {
             }
         }
     }
-    let bare = target.trim_start_matches("/dev/");
+    let dev_dir = host.unroot(&host.dev("x"));
+    let dev_prefix = format!("{}/", dev_dir.parent().unwrap_or(&dev_dir).display());
+    let bare = target.trim_start_matches(dev_prefix.as_str());
     (bare.starts_with("md") && host.sys(&format!("block/{bare}")).exists())
         .then(|| bare.to_string())
 }
@@ -1500,6 +1508,13 @@ mod tests {
         assert_eq!(resolve_md(&h, "/dev/md/data").as_deref(), Some("md127"));
         assert_eq!(resolve_md(&h, "md127").as_deref(), Some("md127"));
         assert_eq!(resolve_md(&h, "nothing"), None);
+        fs::remove_file(f.dir.path().join("dev/md127")).unwrap();
+        assert_eq!(
+            resolve_md(&h, "/dev/md127").as_deref(),
+            Some("md127"),
+            "no node, sysfs only"
+        );
+        File::create(f.dir.path().join("dev/md127")).unwrap();
         assert!(stop_blockers(&h, "md127").is_empty());
         f.write("proc/mounts", "/dev/md/data /datadrive xfs rw 0 0\n");
         assert_eq!(stop_blockers(&h, "md127"), vec!["mounted at /datadrive"]);
