@@ -861,7 +861,7 @@ pub fn assemble_group(host: &Host, g: &ArrayGroup, name: &str) -> Result<Outcome
         start_array(&md, &mdnode, g.minor_version, &members)
             .with_context(|| format!("assembling {mdnode} (array {name})"))?;
         if mdadm {
-            let line = model::map_line(&devnm, g.minor_version, &g.uuid, &link_text(host, &name));
+            let line = model::map_line(&devnm, g.minor_version, &g.uuid, &link_text(host, name));
             write_map(host, &devnm, Some(&line))?;
         }
         Ok(())
