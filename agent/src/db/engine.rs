@@ -333,7 +333,7 @@ pub fn runtime_datadir(host: &Host, exec: &dyn Exec, inst: &Instance) -> Option<
     (out.status == 0 && v.starts_with('/')).then(|| trim_slash(v))
 }
 
-fn discover_mysql(host: &Host, exec: &dyn Exec, engine: Engine) -> Result<Instance> {
+fn discover_mysql(host: &Host, exec: &dyn Exec, engine: Engine, ask: bool) -> Result<Instance> {
     let cnf = read_mysql_config(host)?;
     let (config_datadir, source) = match cnf.server_value("datadir") {
         Some(CnfSetting {
@@ -364,7 +364,7 @@ fn discover_mysql(host: &Host, exec: &dyn Exec, engine: Engine) -> Result<Instan
         dropin_dir: pick_dropin_dir(engine, &cnf),
         pg: None,
     };
-    if host.is_live() && is_active(exec, &inst.unit) {
+    if ask && is_active(exec, &inst.unit) {
         if let Some(d) = runtime_datadir(host, exec, &inst) {
             inst.datadir = d;
             inst.source = Source::Runtime;
@@ -394,7 +394,10 @@ pub fn pg_conf_value(text: &str, key: &str) -> Option<(String, usize)> {
         let val = if let Some(rest) = v.strip_prefix('\'') {
             rest.split('\'').next().unwrap_or("").to_string()
         } else {
-            v.split(['#', ' ']).next().unwrap_or("").to_string()
+            v.split(|c: char| c == '#' || c.is_whitespace())
+                .next()
+                .unwrap_or("")
+                .to_string()
         };
         found = Some((val, i + 1));
     }
@@ -465,7 +468,7 @@ pub fn pg_clusters(host: &Host) -> Vec<PgCluster> {
     out
 }
 
-fn discover_pg(host: &Host, exec: &dyn Exec) -> Result<Instance> {
+fn discover_pg(host: &Host, exec: &dyn Exec, ask: bool) -> Result<Instance> {
     let clusters = pg_clusters(host);
     let pg = match clusters.as_slice() {
         [] => bail!(
@@ -507,7 +510,7 @@ fn discover_pg(host: &Host, exec: &dyn Exec) -> Result<Instance> {
         dropin_dir: None,
         pg: Some(pg),
     };
-    if host.is_live() && is_active(exec, &inst.unit) {
+    if ask && is_active(exec, &inst.unit) {
         if let Some(d) = runtime_datadir(host, exec, &inst) {
             inst.datadir = d;
             inst.source = Source::Runtime;
@@ -519,9 +522,21 @@ fn discover_pg(host: &Host, exec: &dyn Exec) -> Result<Instance> {
 /// Find the installation of `engine`: datadir (runtime preferred when the server answers on a
 /// live host), unit, drop-in location.
 pub fn discover(host: &Host, exec: &dyn Exec, engine: Engine) -> Result<Instance> {
+    discover_with(host, exec, engine, host.is_live())
+}
+
+/// [`discover`], choosing whether to ask a running server (`ask_runtime`); on a replayed or
+/// mounted root the server that answers would be this machine's, so `discover` asks only when
+/// the host is live.
+pub fn discover_with(
+    host: &Host,
+    exec: &dyn Exec,
+    engine: Engine,
+    ask_runtime: bool,
+) -> Result<Instance> {
     match engine {
-        Engine::Postgresql => discover_pg(host, exec),
-        e => discover_mysql(host, exec, e),
+        Engine::Postgresql => discover_pg(host, exec, ask_runtime),
+        e => discover_mysql(host, exec, e, ask_runtime),
     }
 }
 
