@@ -6,4 +6,5 @@
 
 pub mod copy;
 pub mod engine;
+pub mod relocate;
 mod sys;
