@@ -142,13 +142,133 @@ pub fn observe(host: &Host, set: &TuneSet) -> TuneReport {
             }
         })
         .collect();
+    let mut notes = set.notes.clone();
+    notes.extend(shadow_notes(host, set));
     TuneReport {
         enabled: set.enabled,
         knobs,
         files: vec![],
-        notes: set.notes.clone(),
+        notes,
         changed: false,
     }
+}
+
+/// `key = value` settings of a simple config file, with the `[group]` they appear in.
+fn settings(text: &str) -> Vec<(String, String, String)> {
+    let mut group = String::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('#') || l.starts_with(';') || l.is_empty() {
+            continue;
+        }
+        if l.starts_with('[') && l.ends_with(']') {
+            group = l[1..l.len() - 1].trim().to_ascii_lowercase();
+            continue;
+        }
+        if let Some((k, v)) = l.split_once('=') {
+            let v = v.split('#').next().unwrap_or("").trim().trim_matches('\'');
+            out.push((group.clone(), k.trim().to_string(), v.to_string()));
+        }
+    }
+    out
+}
+
+/// Config files read after dbhost's (lexical order) that set the same knob to another value:
+/// their setting wins at the next boot or restart, so the explanation says so.
+pub fn shadow_notes(host: &Host, set: &TuneSet) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let mut notes = Vec::new();
+    // sysctl.d: systemd-sysctl reads all directories' *.conf sorted by file name; /etc wins
+    // over /run and /usr/lib for the same name.
+    let ours = std::path::Path::new(super::knobs::SYSCTL_CONF)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in [
+        host.path("/usr/lib/sysctl.d"),
+        host.run("sysctl.d"),
+        host.etc("sysctl.d"),
+    ] {
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.filter_map(|e| e.ok()) {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.ends_with(".conf") {
+                    by_name.insert(n, e.path());
+                }
+            }
+        }
+    }
+    for (name, path) in by_name.range(ours.clone()..) {
+        if *name == ours {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(path) else {
+            continue;
+        };
+        for (_, k, v) in settings(&text) {
+            let key = k.trim_start_matches('-').replace('/', ".");
+            if let Some(knob) = set
+                .knobs
+                .iter()
+                .find(|kn| matches!(&kn.target, Target::Sysctl { key: kk } if *kk == key))
+            {
+                if v != knob.value {
+                    notes.push(format!(
+                        "{key} = {v} in {} is read after {} and wins at boot",
+                        host.unroot(path).display(),
+                        knob.persisted_in
+                    ));
+                }
+            }
+        }
+    }
+    // Database drop-ins: later files in the same directory win.
+    let Some(db) = set
+        .knobs
+        .iter()
+        .find(|k| matches!(k.target, Target::Database { .. }) && !k.persisted_in.is_empty())
+    else {
+        return notes;
+    };
+    let ours = host.path(&db.persisted_in);
+    let (Some(dir), Some(our_name)) = (ours.parent(), ours.file_name()) else {
+        return notes;
+    };
+    let mut later: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().as_os_str() > our_name)
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    later.sort();
+    for path in later {
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        for (group, k, v) in settings(&text) {
+            let server_group = group.is_empty()
+                || group.starts_with("mysqld")
+                || group.starts_with("mariadb")
+                || group == "server";
+            let var = k.replace('-', "_");
+            if let Some(knob) = set.knobs.iter().find(
+                |kn| matches!(&kn.target, Target::Database { variable, .. } if *variable == var),
+            ) {
+                if server_group && v != knob.value {
+                    notes.push(format!(
+                        "{var} = {v} in {} is read after {} and wins at the next restart",
+                        host.unroot(&path).display(),
+                        knob.persisted_in
+                    ));
+                }
+            }
+        }
+    }
+    notes
 }
 
 fn write_files(host: &Host, set: &TuneSet, facts: &TuneFacts) -> Result<Vec<FileReport>> {
@@ -289,6 +409,7 @@ pub fn apply(host: &Host, exec: &dyn Exec, set: &TuneSet, facts: &TuneFacts) -> 
             note,
         });
     }
+    notes.extend(shadow_notes(host, set));
     if let Some(mp) = set.knobs.iter().find_map(|k| match &k.target {
         Target::Mount { mount_point } => Some((mount_point.clone(), k.value.clone())),
         _ => None,

@@ -794,3 +794,42 @@ fn apply_reports_missing_attribute_and_unmounted_fs() {
     assert_eq!(m.outcome, Some(Outcome::NotApplied));
     assert!(!rep.changed);
 }
+
+#[test]
+fn later_config_files_that_win_are_reported() {
+    let d = fake_azure_host();
+    let r = d.path();
+    write(
+        r,
+        "etc/sysctl.d/99-sysctl.conf",
+        "# local\nvm.swappiness=10\nvm/dirty_bytes = 536870912\n",
+    );
+    write(r, "etc/sysctl.d/10-early.conf", "vm.swappiness = 30\n");
+    write(
+        r,
+        "etc/mysql/mysql.conf.d/mysqld.cnf",
+        "[mysqld]\nuser = mysql\ninnodb-io-capacity = 200\n[client]\ninnodb_flush_method = x\n",
+    );
+    let host = Host::with_root(r);
+    let facts = gather(&host, &azure_hints()).unwrap();
+    let set = compute(&facts, &none(), true).unwrap();
+    let notes = observe(&host, &set).notes;
+    let relevant: Vec<&String> = notes
+        .iter()
+        .filter(|n| n.contains("is read after"))
+        .collect();
+    assert_eq!(relevant.len(), 2, "{notes:#?}");
+    assert!(relevant[0].starts_with("vm.swappiness = 10 in /etc/sysctl.d/99-sysctl.conf"));
+    assert!(relevant[1].starts_with(
+        "innodb_io_capacity = 200 in /etc/mysql/mysql.conf.d/mysqld.cnf is read after \
+         /etc/mysql/mysql.conf.d/60-dbhost-tuning.cnf"
+    ));
+    let rep = apply(&host, &FakeExec::new(), &set, &facts).unwrap();
+    assert_eq!(
+        rep.notes
+            .iter()
+            .filter(|n| n.contains("is read after"))
+            .count(),
+        2
+    );
+}
