@@ -2,6 +2,7 @@
 
 use super::{Ctx, OutputFormat};
 use crate::tune::bench::{self, parse_size, BenchOptions, BenchReport, Pattern};
+use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -9,8 +10,15 @@ use std::path::PathBuf;
 pub struct BenchArgs {
     /// A block device (read patterns only, unless --destructive and the device is blank) or a
     /// directory on a mounted filesystem (every pattern, in a scratch file removed afterwards).
-    #[arg(value_name = "DEVICE|DIR")]
-    pub target: PathBuf,
+    #[arg(value_name = "DEVICE|DIR", required_unless_present = "compare")]
+    pub target: Option<PathBuf>,
+    /// Instead of benchmarking, compare two saved `--output json` reports: print per pattern
+    /// array / (N × member) — MB/s for sequential, IOPS for random patterns.
+    #[arg(long, num_args = 2, value_names = ["MEMBER_JSON", "ARRAY_JSON"], requires = "members", conflicts_with = "target")]
+    pub compare: Option<Vec<PathBuf>>,
+    /// Number of array members, for --compare.
+    #[arg(long, value_name = "N")]
+    pub members: Option<u32>,
     /// Seconds per pattern.
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
@@ -32,7 +40,55 @@ pub struct BenchArgs {
     pub patterns: Vec<Pattern>,
 }
 
+fn load(p: &std::path::Path) -> anyhow::Result<BenchReport> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a `dbhost bench --output json` report",
+            p.display()
+        )
+    })
+}
+
+fn compare(ctx: &Ctx, files: &[PathBuf], members: u32) -> anyhow::Result<i32> {
+    let (member, array) = (load(&files[0])?, load(&files[1])?);
+    let r = bench::ratios(&member, &array, members);
+    match ctx.output {
+        OutputFormat::Json => super::output::print_json(&serde_json::json!({
+            "member": member.target, "array": array.target, "members": members, "ratios": r,
+        }))?,
+        OutputFormat::Text => {
+            println!(
+                "array {} vs {members} x member {}",
+                array.target, member.target
+            );
+            println!(
+                "{:<11} {:>6} {:>10} {:>10} {:>7}",
+                "PATTERN", "METRIC", "MEMBER", "ARRAY", "RATIO"
+            );
+            for x in &r {
+                println!(
+                    "{:<11} {:>6} {:>10.1} {:>10.1} {:>7.2}",
+                    x.pattern.name(),
+                    x.metric,
+                    x.member,
+                    x.array,
+                    x.ratio
+                );
+            }
+        }
+    }
+    Ok(crate::exit::OK)
+}
+
 pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<i32> {
+    if let Some(files) = &a.compare {
+        return compare(ctx, files, a.members.unwrap_or(1).max(1));
+    }
+    let target = a
+        .target
+        .clone()
+        .expect("clap requires a target without --compare");
     if a.destructive {
         ctx.require_live("bench --destructive")?;
     }
@@ -51,7 +107,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<i32> {
             a.patterns.clone()
         },
     };
-    let rep = bench::bench(&ctx.host, &a.target, &opts)?;
+    let rep = bench::bench(&ctx.host, &target, &opts)?;
     match ctx.output {
         OutputFormat::Json => super::output::print_json(&rep)?,
         OutputFormat::Text => print_text(&rep),

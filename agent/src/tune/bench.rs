@@ -12,7 +12,7 @@
 use crate::exit::Failure;
 use crate::host::Host;
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 const ALIGN: usize = 4096;
 const MIB: u64 = 1024 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pattern {
     SeqRead,
@@ -89,7 +89,7 @@ impl Default for BenchOptions {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PatternResult {
     pub pattern: Pattern,
     pub block_size: usize,
@@ -105,20 +105,20 @@ pub struct PatternResult {
     pub lat_max_us: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Skipped {
     pub pattern: Pattern,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
     BlockDevice,
     ScratchFile,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchReport {
     pub target: String,
     pub kind: TargetKind,
@@ -671,6 +671,45 @@ pub fn bench(host: &Host, target: &Path, opts: &BenchOptions) -> Result<BenchRep
     }
 }
 
+/// One pattern of an array-versus-member comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub pattern: Pattern,
+    /// "MB/s" for sequential patterns, "IOPS" for random ones.
+    pub metric: &'static str,
+    pub member: f64,
+    pub array: f64,
+    pub members: u32,
+    /// array / (members × member): 1.0 = perfect scaling.
+    pub ratio: f64,
+}
+
+/// Scaling of an array over one member, per pattern present in both reports: bandwidth for
+/// sequential patterns, IOPS for random ones. The goal of issue 6 is ≥ 0.9.
+pub fn ratios(member: &BenchReport, array: &BenchReport, members: u32) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    for a in &array.results {
+        let Some(m) = member.results.iter().find(|m| m.pattern == a.pattern) else {
+            continue;
+        };
+        let (metric, mv, av) = if a.pattern.is_random() {
+            ("IOPS", m.iops, a.iops)
+        } else {
+            ("MB/s", m.mb_per_s, a.mb_per_s)
+        };
+        let denom = mv * members as f64;
+        out.push(Ratio {
+            pattern: a.pattern,
+            metric,
+            member: mv,
+            array: av,
+            members,
+            ratio: if denom > 0.0 { av / denom } else { 0.0 },
+        });
+    }
+    out
+}
+
 /// "1G", "512M", "64KiB", "4096" → bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -726,6 +765,62 @@ mod tests {
         // 5000 falls in [4992, 5119]: reported as the max seen, not the bucket bound.
         assert_eq!(big.percentile(50.0), 5000);
         assert_eq!(Histogram::default().percentile(99.0), 0);
+    }
+
+    fn result(p: Pattern, mb: f64, iops: f64) -> PatternResult {
+        PatternResult {
+            pattern: p,
+            block_size: p.block_size(),
+            queue_depth: 8,
+            ops: 1,
+            bytes: 1,
+            seconds: 1.0,
+            mb_per_s: mb,
+            iops,
+            lat_mean_us: 0.0,
+            lat_p50_us: 0,
+            lat_p99_us: 0,
+            lat_max_us: 0,
+        }
+    }
+
+    fn report(results: Vec<PatternResult>) -> BenchReport {
+        BenchReport {
+            target: "x".into(),
+            kind: TargetKind::BlockDevice,
+            read_region: 0,
+            write_region: 0,
+            seconds_per_pattern: 1.0,
+            queue_depth: 8,
+            results,
+            skipped: vec![],
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn ratios_per_pattern() {
+        let member = report(vec![
+            result(Pattern::SeqRead, 20.0, 19.0),
+            result(Pattern::RandRead, 6.4, 400.0),
+            result(Pattern::SeqWrite, 20.0, 19.0),
+        ]);
+        let array = report(vec![
+            result(Pattern::SeqRead, 76.0, 72.0),
+            result(Pattern::RandRead, 24.0, 1500.0),
+            result(Pattern::RandWrite, 24.0, 1500.0),
+        ]);
+        let r = ratios(&member, &array, 4);
+        assert_eq!(r.len(), 2, "rand-write has no member figure");
+        assert_eq!(r[0].pattern, Pattern::SeqRead);
+        assert_eq!(r[0].metric, "MB/s");
+        assert!((r[0].ratio - 0.95).abs() < 1e-9);
+        assert_eq!(r[1].metric, "IOPS");
+        assert!((r[1].ratio - 0.9375).abs() < 1e-9);
+        // JSON round trip: the comparison reads `dbhost bench --output json` files.
+        let back: BenchReport =
+            serde_json::from_str(&serde_json::to_string(&member).unwrap()).unwrap();
+        assert_eq!(back.results.len(), 3);
     }
 
     #[test]
