@@ -622,3 +622,129 @@ fn cli_check_exit_codes_on_a_sysroot() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Generalize, then simulate the first boot of a clone: systemd wrote a new machine-id, the
+/// pre-db phase runs before the database, the post-db phase after it.
+#[test]
+fn first_boot_refreshes_identity_after_generalize() {
+    use dbhost::generalize::firstboot;
+    let t = Tree::new();
+    plant(&t);
+    t.w("/var/lib/dbhost/profile-src.toml", "version = 1\n");
+    let exec = FakeExec::new();
+    let mut o = opts();
+    o.profile = Some(t.host.path("/var/lib/dbhost/profile-src.toml"));
+    let ops = generalize::build_ops(&t.host, &o).unwrap();
+    Runner {
+        host: &t.host,
+        exec: &exec,
+        live: true,
+    }
+    .apply(&ops, |_| {})
+    .unwrap();
+    assert!(t
+        .read("/var/lib/dbhost/generalized")
+        .contains("profile=/var/lib/dbhost/firstboot-profile.toml"));
+    assert_eq!(
+        t.read("/var/lib/dbhost/firstboot-profile.toml"),
+        "version = 1\n"
+    );
+
+    // Without a stamp: nothing happens.
+    let idle = Tree::new();
+    let e0 = FakeExec::new();
+    assert!(firstboot::run_pre(&idle.host, &e0).unwrap()[0].contains("nothing to do"));
+    assert!(e0.calls().is_empty());
+
+    // The clone boots: new machine-id, pre-db phase.
+    t.w("/etc/machine-id", "0000002aabcdef0123456789abcdef01\n");
+    let exec = FakeExec::new();
+    let done = firstboot::run_pre(&t.host, &exec).unwrap();
+    assert_eq!(
+        t.read("/etc/mysql/mariadb.conf.d/99-dbhost-identity.cnf")
+            .lines()
+            .last(),
+        Some("server_id = 42"),
+        "{done:?}"
+    );
+    let calls = exec.calls();
+    assert!(calls.contains(&"ssh-keygen -A".to_string()), "{calls:?}");
+    assert!(
+        calls.contains(&"make-ssl-cert generate-default-snakeoil --force-overwrite".to_string())
+    );
+
+    // post-db with the server down: refuses, stamp kept for the next boot.
+    let err = firstboot::run_post(&t.host, &exec, Path::new("/usr/local/sbin/dbhost")).unwrap_err();
+    assert!(err.to_string().contains("not running"), "{err:#}");
+    assert!(t.exists("/var/lib/dbhost/generalized"));
+
+    // post-db with the server up: rotation through stdin, apply tolerated as not implemented.
+    t.w("/proc/77/comm", "mariadbd\n")
+        .w("/usr/bin/mariadb", "")
+        .w("/dev/urandom", "0123456789abcdefghijklmnop");
+    let exec = FakeExec::new();
+    exec.answer(
+        "mariadb -N -B -e SELECT COUNT(*)",
+        ExecOutput {
+            status: 0,
+            stdout: "1\n".into(),
+            stderr: String::new(),
+        },
+    );
+    exec.answer(
+        "/usr/local/sbin/dbhost apply",
+        ExecOutput {
+            status: 1,
+            stdout: String::new(),
+            stderr: "dbhost: error: `dbhost apply` is not implemented in this build\n".into(),
+        },
+    );
+    let done = firstboot::run_post(&t.host, &exec, Path::new("/usr/local/sbin/dbhost")).unwrap();
+    let specs = exec.calls.lock().unwrap().clone();
+    let alter = specs
+        .iter()
+        .find(|c| {
+            c.stdin
+                .as_deref()
+                .map(|s| String::from_utf8_lossy(s).contains("ALTER USER 'debian-sys-maint'"))
+                .unwrap_or(false)
+        })
+        .unwrap_or_else(|| panic!("no ALTER USER: {specs:#?}"));
+    assert!(
+        !alter.display().contains("IDENTIFIED"),
+        "password on the command line"
+    );
+    let sql = String::from_utf8(alter.stdin.clone().unwrap()).unwrap();
+    let pw = sql.split('\'').nth(5).unwrap().to_string();
+    assert_eq!(pw.len(), 36);
+    let cnf = t.read("/etc/mysql/debian.cnf");
+    assert!(cnf.contains(&format!("password = {pw}\n")), "{cnf}");
+    assert!(!cnf.contains("Sup3rS3cret"));
+    assert!(exec.calls().iter().any(|c| c == "/usr/local/sbin/dbhost apply --profile /var/lib/dbhost/firstboot-profile.toml --yes --output json"), "{:?}", exec.calls());
+    assert!(!t.exists("/var/lib/dbhost/generalized"), "{done:?}");
+
+    // A real apply failure keeps the stamp.
+    t.w(
+        "/var/lib/dbhost/generalized",
+        &firstboot::stamp_content(true),
+    );
+    let exec = FakeExec::new();
+    exec.answer(
+        "mariadb -N -B -e SELECT COUNT(*)",
+        ExecOutput {
+            status: 0,
+            stdout: "0\n".into(),
+            stderr: String::new(),
+        },
+    );
+    exec.answer(
+        "/usr/local/sbin/dbhost apply",
+        ExecOutput {
+            status: 3,
+            stdout: String::new(),
+            stderr: "refused: disk holds data\n".into(),
+        },
+    );
+    assert!(firstboot::run_post(&t.host, &exec, Path::new("/usr/local/sbin/dbhost")).is_err());
+    assert!(t.exists("/var/lib/dbhost/generalized"));
+}
