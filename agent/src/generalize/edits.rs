@@ -20,6 +20,9 @@ pub enum Edit {
     MysqldAutoCnf,
     /// `postgresql.auto.conf`: drop replication settings naming another server.
     PgAutoConf,
+    /// `/etc/hostname`: `localhost` unless already a generic name (`localhost`,
+    /// `localhost.localdomain` as waagent -deprovision writes it).
+    ResetHostname,
 }
 
 impl Edit {
@@ -32,6 +35,10 @@ impl Edit {
             Edit::BlankPasswords => Ok(blank_passwords(input)),
             Edit::MysqldAutoCnf => mysqld_auto_cnf(input),
             Edit::PgAutoConf => Ok(pg_auto_conf(input)),
+            Edit::ResetHostname => Ok(match input.trim() {
+                "localhost" | "localhost.localdomain" => input.to_string(),
+                _ => "localhost\n".to_string(),
+            }),
         }
     }
 
@@ -48,6 +55,7 @@ impl Edit {
                 "drop host-specific persisted variables ({})",
                 HOST_SPECIFIC_PERSISTED.join(", ")
             ),
+            Edit::ResetHostname => "set to `localhost` (the platform names the new VM)".into(),
             Edit::PgAutoConf => format!(
                 "drop ALTER SYSTEM replication settings ({})",
                 PG_HOST_SPECIFIC.join(", ")

@@ -428,10 +428,9 @@ pub fn build_ops(host: &Host, opts: &Options) -> Result<Vec<Op>> {
         path: PathBuf::from("/etc/hosts"),
         edit: Edit::DropHostsName(old_name),
     });
-    op.targets.push(Target::Write {
+    op.targets.push(Target::Edit {
         path: PathBuf::from("/etc/hostname"),
-        content: b"localhost\n".to_vec(),
-        mode: 0o644,
+        edit: Edit::ResetHostname,
     });
     ops.push(op);
 
