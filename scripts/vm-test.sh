@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Run the VM test suite (vm-tests/): all scenarios, or the named ones.
+#
+#   sudo bash scripts/vm-test.sh                 # every scenario
+#   sudo bash scripts/vm-test.sh boot-detect     # just one (several names allowed)
+#   bash scripts/vm-test.sh --list               # names and one-line descriptions
+#
+# Installs what it needs with apt-get (when root and missing), builds the static dbhost binary
+# (scripts/build-static.sh) and the guest image (scripts/vm-image.sh, cached under
+# $DBHOST_VM_CACHE, default /var/cache/dbhost-vm), then runs vm-tests/harness.py. Guests run one
+# at a time under TCG (KVM only if a short probe boot succeeds; DBHOST_VM_ACCEL=tcg|kvm forces).
+# Logs of every run: vm-tests/runs/<scenario>/ (console-N.log, ttyS1-N.log, out-N/, cmd-N.txt).
+# Environment: DBHOST_BIN=path skips the build and uses that binary.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cd "$repo"
+
+if [ "${1:-}" = "--list" ]; then
+  exec python3 vm-tests/harness.py --list
+fi
+for a in "$@"; do
+  case "$a" in -h | --help) sed -n '2,15p' "$0"; exit 0 ;; esac
+done
+
+t0=$SECONDS
+stage() { printf '== vm-test: %s (t=%ss)\n' "$1" "$((SECONDS - t0))" >&2; }
+
+# Host packages. qemu-system-x86 and qemu-utils must come from the same release: installing
+# qemu-system-x86 alone can remove a newer backported qemu-utils (and with it qemu-img).
+need_pkgs() {
+  local p=()
+  command -v qemu-system-x86_64 >/dev/null || p+=(qemu-system-x86)
+  command -v qemu-img >/dev/null || p+=(qemu-utils)
+  command -v python3 >/dev/null || p+=(python3)
+  command -v genisoimage >/dev/null || command -v xorriso >/dev/null || p+=(genisoimage)
+  command -v file >/dev/null || p+=(file)
+  printf '%s\n' "${p[@]}"
+}
+missing=$(need_pkgs)
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "vm-test: missing packages: $(echo $missing); install them or run as root" >&2
+    exit 1
+  fi
+  stage "apt-get install $(echo $missing)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  if echo "$missing" | grep -q qemu; then
+    v=$(apt-cache policy qemu-system-x86 | awk '/Candidate/{print $2}')
+    apt-get install -y -qq --no-install-recommends --allow-downgrades \
+      "qemu-system-x86=$v" "qemu-utils=$v" "qemu-block-extra=$v" >&2
+  fi
+  rest=$(echo "$missing" | grep -v '^qemu' || true)
+  [ -z "$rest" ] || apt-get install -y -qq --no-install-recommends $rest >&2
+fi
+
+stage "self-test of the harness checks"
+python3 vm-tests/selftest.py
+
+if [ -n "${DBHOST_BIN:-}" ]; then
+  bin=$DBHOST_BIN
+else
+  stage "static dbhost binary"
+  bin=$(bash scripts/build-static.sh | tail -n1)
+fi
+stage "guest image"
+img=$(bash scripts/vm-image.sh | tail -n1)
+stage "scenarios"
+rc=0
+python3 vm-tests/harness.py --image "$img" --dbhost "$bin" "$@" || rc=$?
+stage "done (exit $rc)"
+exit $rc

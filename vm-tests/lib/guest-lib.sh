@@ -1,0 +1,41 @@
+# Sourced by every vm-tests job (run.sh) inside the guest. Bash.
+# Results go to $VMTEST_OUT (the harness's out share):
+#   checks.jsonl  one {"name","ok","detail"} per `check`; the harness fails the scenario on any
+#                 ok=false, and on a job that exits non-zero.
+# Markers for host-side actions go to /dev/ttyS1 as "VMTEST-MARK <name>" (see harness.py).
+
+: "${VMTEST_OUT:?}"
+
+_json_str() { # JSON-escape $1 (python3 is in the image: cloud-init needs it)
+  python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"
+}
+
+# check NAME COMMAND...: run COMMAND, record pass/fail with its (truncated) output.
+check() {
+  local name=$1; shift
+  local outp rc
+  outp=$("$@" 2>&1); rc=$?
+  local ok=true; [ $rc -eq 0 ] || ok=false
+  printf '{"name":%s,"ok":%s,"detail":%s}\n' "$(_json_str "$name")" "$ok" \
+    "$(_json_str "rc=$rc ${outp:0:2000}")" >>"$VMTEST_OUT/checks.jsonl"
+  if [ $ok = true ]; then echo "CHECK ok   $name"; else echo "CHECK FAIL $name: rc=$rc ${outp:0:500}"; fi
+  return 0
+}
+
+# mark NAME: tell the harness we reached a point (it may hot-add a disk, power off hard, ...).
+mark() { echo "VMTEST-MARK $1" >/dev/ttyS1; echo "mark $1"; }
+
+# wait_until SECONDS COMMAND...: poll COMMAND every second until it succeeds; 1 on timeout.
+wait_until() {
+  local limit=$1; shift
+  local i=0
+  until "$@" >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -ge "$limit" ] && return 1; sleep 1
+  done
+}
+
+# next_boot reboot|none|poweroff: what the runner does after this job.
+next_boot() { echo "$1" >"$VMTEST_OUT/next"; }
+
+# save NAME FILE...: copy files into the results.
+save() { local d="$VMTEST_OUT/$1"; shift; mkdir -p "$d"; cp -a "$@" "$d/" 2>/dev/null || true; }

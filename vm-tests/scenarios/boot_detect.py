@@ -1,0 +1,51 @@
+"""boot-detect: the OS disk, 2 virtio-scsi data disks at LUN 0/1 and an NVMe disk; cloud-init
+runs `dbhost detect --output json`; the host checks the exact classification.
+
+The LUN 1 disk is attached first and is smaller, so neither device letters nor attach order can
+stand in for the LUN mapping."""
+
+from checks import check_inventory
+from harness import GIB, Boot, Disk, Scenario, dbhost_runcmd, expect, read_json, read_text
+
+DATA = {
+    "azdata-a": {"lun": 0, "size": 3 * GIB, "transport": "scsi"},
+    "azdata-b": {"lun": 1, "size": 2 * GIB, "transport": "scsi"},
+    "nvme-data0": {"size": 1 * GIB, "transport": "nvme"},
+}
+
+
+def check(run, out):
+    rc = read_text(out / "detect.rc").strip()
+    expect(rc == "0", f"dbhost detect --output json exited {rc}: {read_text(out / 'detect.err')[-800:]}")
+    inv = read_json(out / "detect.out")
+    check_inventory(inv, os_serial="os-disk", data=DATA)
+    rc = read_text(out / "detect-text.rc").strip()
+    expect(rc == "0", f"dbhost detect (text) exited {rc}: {read_text(out / 'detect-text.err')[-800:]}")
+
+
+SCENARIO = Scenario(
+    name="boot-detect",
+    description="OS disk + 2 virtio-scsi LUNs + 1 NVMe; cloud-init runs dbhost detect; exact classification",
+    disks=[
+        Disk("lun1", size="2G", bus="scsi", lun=1, serial="azdata-b"),
+        Disk("lun0", size="3G", bus="scsi", lun=0, serial="azdata-a"),
+        Disk("nvme0", size="1G", bus="nvme", serial="nvme-data0"),
+    ],
+    user_data={"runcmd": [
+        dbhost_runcmd("detect --output json", "detect"),
+        dbhost_runcmd("detect", "detect-text"),
+    ]},
+    mask=["mariadb.service", "postgresql.service"],
+    steps=[Boot(
+        job="""
+check "dbhost is installed" test -x /usr/local/sbin/dbhost
+check "dbhost is static" sh -c 'file -L /usr/local/sbin/dbhost | grep -Eq "static(ally|-pie) linked"'
+check "cloud-init ran dbhost" test -s "$VMTEST_OUT/detect.rc"
+check "mdadm absent" sh -c '! command -v mdadm'
+check "LUN 0 visible" test -e /dev/disk/by-path/*-scsi-0:0:0:0
+check "LUN 1 visible" sh -c 'ls /dev/disk/by-path/ | grep -q -- "-scsi-0:0:0:1$"'
+check "nvme visible" sh -c 'ls /dev/disk/by-id/ | grep -q nvme-data0'
+""",
+        check=check,
+    )],
+)

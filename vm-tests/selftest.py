@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Self-test of the harness's host-side checks (no QEMU, no root): the checks accept a correct
+inventory and reject deliberately broken ones. Run by scripts/vm-test.sh before any guest."""
+
+import copy
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import checks  # noqa: E402
+import harness  # noqa: E402
+
+G = 1024 ** 3
+
+
+def disk(name, serial, role, lun=None, size=2 * G, transport="scsi", refusals=()):
+    return {"name": name, "serial": serial, "role": {"kind": role}, "lun": lun, "size_bytes": size,
+            "transport": transport, "by_id": [f"scsi-0QEMU_QEMU_HARDDISK_{serial}"],
+            "refusals": [{"reason": r} for r in refusals]}
+
+
+GOOD = {"schema": 1, "platform": "qemu", "disks": [
+    disk("vda", "os-disk", "os", transport="virtio", size=4 * G, refusals=["os_disk"]),
+    disk("sda", "azdata-b", "data", lun=1, size=2 * G),
+    disk("sdb", "azdata-a", "data", lun=0, size=3 * G),
+    disk("nvme0n1", "nvme-data0", "data", transport="nvme", size=G),
+    disk("sr0", None, "unknown", transport="ata", size=376832, refusals=["not_a_disk"]),
+]}
+EXPECT = dict(os_serial="os-disk", data={
+    "azdata-a": {"lun": 0, "size": 3 * G, "transport": "scsi"},
+    "azdata-b": {"lun": 1, "size": 2 * G, "transport": "scsi"},
+    "nvme-data0": {"size": G, "transport": "nvme"},
+})
+
+
+def broken_variants():
+    def mut(fn):
+        inv = copy.deepcopy(GOOD)
+        fn(inv)
+        return inv
+    d = lambda inv, n: next(x for x in inv["disks"] if x["name"] == n)  # noqa: E731
+    yield "luns swapped", mut(lambda i: (d(i, "sda").update(lun=0), d(i, "sdb").update(lun=1)))
+    yield "os disk a candidate", mut(lambda i: d(i, "vda").update(refusals=[]))
+    yield "os disk wrong role", mut(lambda i: d(i, "vda").update(role={"kind": "data"}))
+    yield "data disk refused", mut(lambda i: d(i, "sdb").update(refusals=[{"reason": "has_partitions"}]))
+    yield "nvme missing", mut(lambda i: i["disks"].remove(d(i, "nvme0n1")))
+    yield "cdrom a candidate", mut(lambda i: d(i, "sr0").update(refusals=[]))
+    yield "wrong platform", mut(lambda i: i.update(platform="other"))
+    yield "wrong size", mut(lambda i: d(i, "sda").update(size_bytes=3 * G))
+    yield "no lun", mut(lambda i: d(i, "sdb").update(lun=None))
+    yield "schema", mut(lambda i: i.update(schema=2))
+    yield "role unknown", mut(lambda i: d(i, "nvme0n1").update(role={"kind": "unknown"}))
+
+
+def main():
+    failures = 0
+    checks.check_inventory(GOOD, **EXPECT)
+    for name, inv in broken_variants():
+        try:
+            checks.check_inventory(inv, **EXPECT)
+        except checks.CheckError:
+            continue
+        print(f"selftest: broken inventory '{name}' was accepted")
+        failures += 1
+    # every scenario loads and is well-formed
+    scs = harness.load_scenarios()
+    for sc in scs.values():
+        if not sc.steps or not any(isinstance(s, harness.Boot) for s in sc.steps):
+            print(f"selftest: scenario {sc.name} has no boot step")
+            failures += 1
+        luns = [d.lun for d in sc.disks if d.bus == "scsi" and d.lun is not None]
+        if len(luns) != len(set(luns)):
+            print(f"selftest: scenario {sc.name} reuses a LUN")
+            failures += 1
+    assert harness.size_bytes("2G") == 2 * G and harness.size_bytes("512M") == 512 * 1024 ** 2
+    print(f"selftest: {'ok' if not failures else 'FAILED'} ({len(scs)} scenarios loaded)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
