@@ -346,6 +346,13 @@ def gen_qemu():
     t.block("loop0", "devices/virtual/block/loop0", 0, 7, 0)
     t.block("loop1", "devices/virtual/block/loop1", 2048, 7, 1)
     t.finish()
+    # booted without an initramfs: / shows up as "/dev/root"; only major:minor tells
+    t.file("proc/self/mountinfo", "\n".join([
+        "22 1 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw",
+        "23 1 0:22 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw",
+        "1 0 254:1 / / rw,relatime shared:1 - ext4 /dev/root rw",
+        "30 1 0:25 / /run rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,mode=755",
+    ]) + "\n")
 
 
 def gen_shuffled():

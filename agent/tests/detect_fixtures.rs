@@ -511,3 +511,69 @@ fn run_default(f: &str) -> Inventory {
     );
     detect::detect(&Host::with_root(fixture(f)), &DetectOptions::default()).unwrap()
 }
+
+/// Copy a fixture (symlinks as symlinks) so a test can damage it.
+fn copy_tree(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let (s, d) = (e.path(), dst.join(e.file_name()));
+        let ft = e.file_type().unwrap();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&s).unwrap(), &d).unwrap();
+        } else if ft.is_dir() {
+            copy_tree(&s, &d);
+        } else {
+            std::fs::copy(&s, &d).unwrap();
+        }
+    }
+}
+
+#[test]
+fn azure_link_disagreeing_with_sysfs_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("azure-gen1-scsi"), tmp.path());
+    // the udev link says LUN 0 is sdd, sysfs says sdd is LUN 1
+    let l = tmp.path().join("dev/disk/azure/scsi1/lun0");
+    std::fs::remove_file(&l).unwrap();
+    std::os::unix::fs::symlink("../../../sdd", &l).unwrap();
+    let inv = run_at(tmp.path());
+    let sdd = inv.disks.iter().find(|d| d.name == "sdd").unwrap();
+    assert_eq!(sdd.lun, Some(1));
+    assert!(
+        matches!(sdd.refusals.as_slice(), [detect::Refusal::RoleConflict { detail }] if detail.contains("scsi1/lun0")),
+        "{:?}",
+        sdd.refusals
+    );
+}
+
+#[test]
+fn unreadable_attributes_are_reported_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("azure-gen2"), tmp.path());
+    let sdc = std::fs::canonicalize(tmp.path().join("sys/block/sdc")).unwrap();
+    std::fs::remove_file(sdc.join("queue/rotational")).unwrap();
+    std::fs::remove_file(sdc.join("size")).unwrap();
+    std::fs::remove_file(tmp.path().join("dev/sdd")).unwrap();
+    let inv = run_at(tmp.path());
+    let c = inv.disks.iter().find(|d| d.name == "sdc").unwrap();
+    assert_eq!(c.missing_attributes, vec!["size", "queue/rotational"]);
+    assert_eq!(c.rotational, None);
+    assert_eq!((c.role.clone(), c.lun), (DiskRole::Data, Some(0)));
+    assert_eq!(
+        c.refusals,
+        vec![detect::Refusal::Unreadable {
+            attribute: "size".into()
+        }]
+    );
+    let d = inv.disks.iter().find(|d| d.name == "sdd").unwrap();
+    assert!(
+        matches!(d.refusals.as_slice(), [detect::Refusal::Unreadable { attribute }] if attribute.contains("/dev/sdd does not exist")),
+        "{:?}",
+        d.refusals
+    );
+}
+
+fn run_at(p: &std::path::Path) -> Inventory {
+    detect::detect(&Host::with_root(p), &no_imds()).unwrap()
+}

@@ -16,6 +16,18 @@ pub enum DebugCmd {
         #[arg(long)]
         no_imds: bool,
     },
+    /// Write man pages (section 8) generated from the CLI definition into DIR.
+    #[command(hide = true)]
+    GenMan {
+        /// Output directory.
+        dir: PathBuf,
+    },
+    /// Write bash, zsh and fish completions generated from the CLI definition into DIR.
+    #[command(hide = true)]
+    GenCompletions {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
@@ -41,6 +53,18 @@ pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
                     s.inventory.disks.len(),
                     out.display()
                 ),
+            }
+            Ok(crate::exit::OK)
+        }
+        DebugCmd::GenMan { dir } => {
+            for p in super::gen_docs::write_man(&dir)? {
+                println!("{}", p.display());
+            }
+            Ok(crate::exit::OK)
+        }
+        DebugCmd::GenCompletions { dir } => {
+            for p in super::gen_docs::write_completions(&dir)? {
+                println!("{}", p.display());
             }
             Ok(crate::exit::OK)
         }

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod bench;
 pub mod debug;
 pub mod detect;
+pub mod gen_docs;
 pub mod generalize;
 pub mod md;
 pub mod output;

@@ -1,11 +1,239 @@
-//! `dbhost tune`.
+//! `dbhost tune`: explain (default) or apply the computed tuning set.
+//!
+//! Until the profile module is wired in (the lead's part), overrides come from `--set KNOB=VALUE`,
+//! the engine from `--engine`, the per-disk caps from `--disk-mbps`/`--disk-iops`, and
+//! `--off` stands for the profile's `tuning.enabled = false`.
 
-use super::Ctx;
+use super::{Ctx, OutputFormat};
+use crate::exit::Failure;
+use crate::host::RealExec;
+use crate::tune::apply::{FileOutcome, KnobReport, TuneReport};
+use crate::tune::knobs::{human, knob_names};
+use crate::tune::{self, DiskCaps, Engine, GatherHints, Overrides, TuneFacts};
 use clap::Args;
 
 #[derive(Debug, Args)]
-pub struct TuneArgs {}
+pub struct TuneArgs {
+    /// Print every knob with its current value, target, reason and the file that persists it
+    /// (the default when --apply is not given).
+    #[arg(long)]
+    pub explain: bool,
+    /// Write the persistence files and set the live values; a re-run changes nothing.
+    #[arg(long)]
+    pub apply: bool,
+    /// Override a knob (repeatable), e.g. --set innodb_io_capacity=3000; the value `keep`
+    /// leaves the knob untouched. `--list-knobs` names them all.
+    #[arg(long = "set", value_name = "KNOB=VALUE")]
+    pub set: Vec<String>,
+    /// Database engine (default: guessed from the installed packages).
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
+    /// The md array to tune (default: the one running raid0 array).
+    #[arg(long, value_name = "NAME")]
+    pub md: Option<String>,
+    /// A data disk to tune when there is no array (repeatable), e.g. --disk sdc.
+    #[arg(long = "disk", value_name = "NAME")]
+    pub disks: Vec<String>,
+    /// Sustained bandwidth cap of each data disk in MB/s (when Azure IMDS does not tell).
+    #[arg(long, value_name = "MBPS")]
+    pub disk_mbps: Option<u64>,
+    /// Sustained IOPS cap of each data disk (when Azure IMDS does not tell).
+    #[arg(long, value_name = "IOPS")]
+    pub disk_iops: Option<u64>,
+    /// The VM's uncached disk IOPS cap, which bounds what the stripe delivers.
+    #[arg(long, value_name = "IOPS")]
+    pub vm_iops: Option<u64>,
+    /// Tuning off (the profile's `tuning.enabled = false`): no knobs; with --apply, dbhost's
+    /// tuning files are removed.
+    #[arg(long)]
+    pub off: bool,
+    /// List every knob name and exit.
+    #[arg(long)]
+    pub list_knobs: bool,
+}
 
-pub fn run(_ctx: &Ctx, _args: TuneArgs) -> anyhow::Result<i32> {
-    super::not_yet("tune")
+/// `KNOB=VALUE` strings → overrides.
+pub fn parse_sets(sets: &[String]) -> Result<Overrides, Failure> {
+    let mut ov = Overrides::new();
+    for s in sets {
+        let Some((k, v)) = s.split_once('=') else {
+            return Err(Failure::Usage(format!(
+                "--set {s}: expected KNOB=VALUE, e.g. --set innodb_io_capacity=3000"
+            )));
+        };
+        ov.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(ov)
+}
+
+pub fn run(ctx: &Ctx, a: TuneArgs) -> anyhow::Result<i32> {
+    if a.list_knobs {
+        for n in knob_names() {
+            println!("{n}");
+        }
+        return Ok(crate::exit::OK);
+    }
+    let ov = parse_sets(&a.set)?;
+    if a.apply {
+        ctx.require_live("tune --apply")?;
+    }
+    let caps = DiskCaps {
+        mbps: a.disk_mbps,
+        iops: a.disk_iops,
+        account_type: None,
+        source: (a.disk_mbps.is_some() || a.disk_iops.is_some()).then(|| "--disk-iops".into()),
+    };
+    let hints = GatherHints {
+        engine: a.engine,
+        md: a.md.clone(),
+        disks: a.disks.clone(),
+        default_caps: caps,
+        vm_cap_iops: a.vm_iops,
+        ..Default::default()
+    };
+    let facts = tune::gather(&ctx.host, &hints)?;
+    let set = tune::compute(&facts, &ov, !a.off)?;
+    let report = if a.apply {
+        tune::apply(&ctx.host, &RealExec, &set, &facts)?
+    } else {
+        tune::observe(&ctx.host, &set)
+    };
+    match ctx.output {
+        OutputFormat::Json => super::output::print_json(&serde_json::json!({
+            "facts": facts,
+            "applied": a.apply,
+            "report": report,
+        }))?,
+        OutputFormat::Text => print_text(&facts, &report, a.apply),
+    }
+    Ok(crate::exit::OK)
+}
+
+fn summary(f: &TuneFacts) -> String {
+    let ver = f
+        .db_version
+        .map(|(a, b, c)| format!(" {a}.{b}.{c}"))
+        .unwrap_or_default();
+    let disks: Vec<&str> = f.members.iter().map(|m| m.name.as_str()).collect();
+    let dev = match &f.md {
+        Some(md) => format!("{} over {}", md.name, disks.join(" ")),
+        None => disks.join(" "),
+    };
+    let mount = match (&f.fs_type, &f.mount_point) {
+        (Some(t), Some(m)) => format!(", {t} at {m}"),
+        (None, Some(m)) => format!(", mounted at {m}"),
+        _ => String::new(),
+    };
+    format!(
+        "{}{ver}, {} vCPU, {} RAM, kernel {}.{}, {dev}{mount}",
+        f.engine,
+        f.cpus,
+        human(f.ram_bytes),
+        f.kernel.0,
+        f.kernel.1
+    )
+}
+
+fn state(k: &KnobReport, applied: bool) -> String {
+    match (applied, k.outcome) {
+        (true, Some(o)) => o.to_string(),
+        _ if k.in_effect => "in effect".into(),
+        _ => "to change".into(),
+    }
+}
+
+fn print_text(f: &TuneFacts, r: &TuneReport, applied: bool) {
+    println!("dbhost tune: {}", summary(f));
+    if !r.knobs.is_empty() {
+        let rows: Vec<[String; 6]> = r
+            .knobs
+            .iter()
+            .map(|k| {
+                [
+                    k.knob.name.clone(),
+                    k.knob.device.clone().unwrap_or_else(|| "-".into()),
+                    k.current.clone().unwrap_or_else(|| "(unset)".into()),
+                    k.knob.value.clone(),
+                    if k.knob.persisted_in.is_empty() {
+                        "(not persisted)".into()
+                    } else {
+                        k.knob.persisted_in.clone()
+                    },
+                    state(k, applied),
+                ]
+            })
+            .collect();
+        let head = [
+            "KNOB",
+            "DEVICE",
+            "CURRENT",
+            "TARGET",
+            "PERSISTED IN",
+            "STATE",
+        ];
+        let mut w = head.map(str::len);
+        for row in &rows {
+            for (i, c) in row.iter().enumerate() {
+                w[i] = w[i].max(c.chars().count().min(48));
+            }
+        }
+        let line = |cells: [&str; 6]| {
+            let mut s = String::new();
+            for (i, c) in cells.iter().enumerate() {
+                if i == 5 {
+                    s.push_str(c);
+                } else {
+                    s.push_str(&format!("{c:<width$}  ", width = w[i]));
+                }
+            }
+            s
+        };
+        println!("{}", line(head));
+        for (row, k) in rows.iter().zip(&r.knobs) {
+            println!(
+                "{}",
+                line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]])
+            );
+            println!("    why: {}", k.knob.reason);
+            if let Some(n) = &k.note {
+                println!("    note: {n}");
+            }
+        }
+    }
+    for file in &r.files {
+        let what = match file.outcome {
+            FileOutcome::Written => "written",
+            FileOutcome::Unchanged => "unchanged",
+            FileOutcome::Removed => "removed",
+        };
+        println!("file {}: {what}", file.path);
+    }
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+    if applied {
+        println!(
+            "{}",
+            if r.changed {
+                "tuning applied (changes made)"
+            } else {
+                "tuning applied: nothing to change"
+            }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_parsing() {
+        let ov =
+            parse_sets(&["innodb_io_capacity=3000".into(), "vm.swappiness = 5".into()]).unwrap();
+        assert_eq!(ov["innodb_io_capacity"], "3000");
+        assert_eq!(ov["vm.swappiness"], "5");
+        let e = parse_sets(&["vm.swappiness".into()]).unwrap_err();
+        assert_eq!(e.code(), crate::exit::USAGE);
+    }
 }

@@ -234,27 +234,60 @@ pub(crate) fn detect_with(r: &Reader, opts: &DetectOptions) -> Result<(Inventory
         p.file_name().map(|f| f.to_string_lossy().into_owned())
     };
 
-    // Mounts (/proc/self/mounts, else /proc/mounts) and swaps, attributed to whole disks.
+    // major:minor → kernel name, for every block device and partition.
+    let mut by_devnum: BTreeMap<String, String> = BTreeMap::new();
+    for n in &names {
+        let base = host.sys(&format!("block/{n}"));
+        if let Some(d) = opt(r.text(&base.join("dev"))) {
+            by_devnum.insert(d, n.clone());
+        }
+        for p in parts_of.get(n).into_iter().flatten() {
+            if let Some(d) = opt(r.text(&base.join(p).join("dev"))) {
+                by_devnum.insert(d, p.clone());
+            }
+        }
+    }
+
+    // Mounts, attributed to whole disks: /proc/self/mountinfo (major:minor, so "/dev/root"
+    // resolves), else /proc/self/mounts, else /proc/mounts.
+    let mut mount_entries: Vec<(Option<String>, String, String)> = Vec::new();
+    if let Some(mi) = r.text(&host.proc_("self/mountinfo")) {
+        for line in mi.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let l: Vec<&str> = left.split_whitespace().collect();
+            let src = right.split_whitespace().nth(1).unwrap_or("");
+            if l.len() >= 5 {
+                mount_entries.push((Some(l[2].to_string()), unescape(src), unescape(l[4])));
+            }
+        }
+    } else {
+        let mounts = r
+            .text(&host.proc_("self/mounts"))
+            .or_else(|| r.text(&host.proc_("mounts")))
+            .unwrap_or_default();
+        for line in mounts.lines() {
+            let mut f = line.split_whitespace();
+            if let (Some(src), Some(mp)) = (f.next(), f.next()) {
+                mount_entries.push((None, unescape(src), unescape(mp)));
+            }
+        }
+    }
     let mut mounts_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mounts = r
-        .text(&host.proc_("self/mounts"))
-        .or_else(|| r.text(&host.proc_("mounts")))
-        .unwrap_or_default();
-    for line in mounts.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(src), Some(mp)) = (f.next(), f.next()) else {
-            continue;
-        };
-        let Some(k) = kernel_name(&unescape(src)) else {
+    for (devnum, src, mp) in mount_entries {
+        let Some(k) = devnum
+            .and_then(|d| by_devnum.get(&d).cloned())
+            .or_else(|| kernel_name(&src))
+        else {
             continue;
         };
         let mut disks = BTreeSet::new();
         whole_disks(r, &k, &parent_of, 0, &mut disks);
         for d in disks {
             let v = mounts_of.entry(d).or_default();
-            let mp = unescape(mp);
             if !v.contains(&mp) {
-                v.push(mp);
+                v.push(mp.clone());
             }
         }
     }

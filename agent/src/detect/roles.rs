@@ -327,3 +327,158 @@ pub(crate) fn eligibility(d: &mut Disk) {
     out.append(&mut d.refusals);
     d.refusals = out;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(name: &str, transport: Transport) -> Disk {
+        Disk {
+            name: name.into(),
+            devnum: "8:0".into(),
+            size_bytes: 1 << 30,
+            logical_block_size: 512,
+            physical_block_size: 4096,
+            rotational: Some(false),
+            read_only: false,
+            removable: false,
+            vendor: None,
+            model: None,
+            serial: None,
+            transport,
+            by_id: vec![],
+            by_path: vec![],
+            scsi_address: None,
+            nvme_nsid: None,
+            partitions: vec![],
+            holders: vec![],
+            mountpoints: vec![],
+            swap: false,
+            write_cache: None,
+            discard_granularity: None,
+            role: DiskRole::Unknown,
+            role_evidence: vec![],
+            lun: None,
+            cache_mode: CacheMode::Unknown,
+            signatures: vec![],
+            md: None,
+            missing_attributes: vec![],
+            refusals: vec![],
+        }
+    }
+    fn facts(id: Option<&str>) -> Facts {
+        Facts {
+            vmbus_device_id: id.map(String::from),
+            azure_links: vec![],
+        }
+    }
+    fn scsi(addr: &str, ctrl: &str) -> (DiskRole, Option<u32>) {
+        let mut d = disk("sdx", Transport::Scsi);
+        d.scsi_address = Some(addr.into());
+        assign(Platform::Azure, &mut d, &facts(Some(ctrl)));
+        (d.role, d.lun)
+    }
+
+    #[test]
+    fn azure_scsi_controllers() {
+        let g2 = "{f8b3781a-1e82-4818-a1c3-63d806ec15bb}";
+        assert_eq!(scsi("0:0:0:0", g2), (DiskRole::Os, None));
+        assert_eq!(scsi("0:0:0:1", g2), (DiskRole::Resource, None));
+        assert_eq!(scsi("0:0:0:2", g2), (DiskRole::Unknown, None));
+        assert_eq!(
+            scsi("5:0:0:7", "{f8b3781c-1e82-4818-a1c3-63d806ec15bb}"),
+            (DiskRole::Data, Some(7))
+        );
+        assert_eq!(
+            scsi("0:0:0:0", "{00000000-0000-8899-0000-000000000000}"),
+            (DiskRole::Os, None)
+        );
+        assert_eq!(
+            scsi("1:0:1:0", "{00000000-0001-8899-0000-000000000000}"),
+            (DiskRole::Resource, None)
+        );
+    }
+
+    #[test]
+    fn azure_nvme_accelerator_luns_and_local() {
+        let mut d = disk("nvme0n5", Transport::Nvme);
+        d.model = Some("MSFT NVMe Accelerator v1.0".into());
+        d.nvme_nsid = Some(5);
+        assign(Platform::Azure, &mut d, &facts(None));
+        assert_eq!((d.role.clone(), d.lun), (DiskRole::Data, Some(3)));
+        let mut d = disk("nvme1n1", Transport::Nvme);
+        d.model = Some("Microsoft NVMe Direct Disk".into());
+        assign(Platform::Azure, &mut d, &facts(None));
+        assert_eq!(d.role, DiskRole::Local);
+    }
+
+    #[test]
+    fn backing_root_makes_os_even_for_a_data_lun() {
+        let mut d = disk("sdc", Transport::Scsi);
+        d.scsi_address = Some("1:0:0:0".into());
+        d.mountpoints = vec!["/".into()];
+        assign(
+            Platform::Azure,
+            &mut d,
+            &facts(Some("{f8b3781b-1e82-4818-a1c3-63d806ec15bb}")),
+        );
+        assert_eq!((d.role.clone(), d.lun), (DiskRole::Os, None));
+    }
+
+    #[test]
+    fn md_members_and_other_refusals() {
+        let md = MdMember {
+            array_uuid: "a:b:c:d".into(),
+            name: "data".into(),
+            level: 0,
+            raid_disks: 2,
+            role: Some(0),
+            chunk_sectors: 1024,
+            events: 1,
+            minor_version: 2,
+            homehost: None,
+            dev_number: 0,
+            data_offset: 2048,
+            data_size: 1,
+            checksum_ok: true,
+        };
+        let sig = |k: &str, o| Signature {
+            kind: k.into(),
+            offset: o,
+            detail: None,
+        };
+        let mut d = disk("sdc", Transport::Scsi);
+        d.md = Some(md.clone());
+        d.signatures = vec![sig("md-1.2", 4096), sig("md-1.0", 999)];
+        eligibility(&mut d);
+        assert_eq!(
+            d.refusals,
+            vec![Refusal::HoldsSignature {
+                kind: "md-1.0".into(),
+                offset: 999
+            }]
+        );
+        let mut d = disk("sdc", Transport::Scsi);
+        d.md = Some(MdMember {
+            checksum_ok: false,
+            ..md
+        });
+        d.signatures = vec![sig("md-1.2", 4096)];
+        d.read_only = true;
+        d.removable = true;
+        eligibility(&mut d);
+        assert_eq!(
+            d.refusals,
+            vec![
+                Refusal::NotADisk {
+                    what: "removable media".into()
+                },
+                Refusal::ReadOnly,
+                Refusal::HoldsSignature {
+                    kind: "md-1.2".into(),
+                    offset: 4096
+                }
+            ]
+        );
+    }
+}

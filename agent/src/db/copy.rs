@@ -1,0 +1,1303 @@
+//! The relocation copier: a hot pass while the database runs, a delta pass during downtime, and
+//! verification designed so the downtime window holds only the delta (GENERALIZE-DATADIR-TUNING.md
+//! B9/B10).
+//!
+//! * [`pass1`] walks the source and copies every entry (regular files, directories, symlinks,
+//!   fifos, device nodes; hard links stay hard links; sparse files stay sparse through
+//!   `SEEK_DATA`/`SEEK_HOLE`), preserving owner, group, mode, atime/mtime with nanoseconds and
+//!   every xattr (ACLs and `security.*` labels are xattrs). Each file's sha256 is computed from
+//!   the bytes written while copying. A file whose status changed while it was copied, or that
+//!   was modified too recently to trust a coarse kernel timestamp, is flagged `dirty` so pass 2
+//!   copies it again. Files are written under a temporary name and renamed into place once
+//!   complete, and the [`Manifest`] is checkpointed, so a re-run after a crash skips what is
+//!   already there and converges.
+//! * [`verify_pass1`] re-reads pass 1's target (page cache dropped first) against the recorded
+//!   hashes while the database still runs; mismatches are flagged for pass 2.
+//! * [`pass2`] (database stopped) copies only entries whose source status (size, mtime ns,
+//!   ctime ns, inode, mode, owner) differs from what pass 1 recorded, plus dirty ones, and
+//!   removes target entries that disappeared from the source.
+//! * [`verify_delta`] hashes only the files not verified yet (pass 2's copies) and checks the
+//!   metadata of every entry on both sides (type, size, mode, owner, link target, mtime, xattrs,
+//!   hard-link groups), which costs a few syscalls per entry.
+//!
+//! Sockets are skipped (a server recreates them). Source trees must stay on one filesystem.
+
+use super::sys as xattr;
+use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+use nix::sys::stat::{utimensat, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{lseek, Whence};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Manifest format version (bump on incompatible change; older manifests are discarded, which
+/// only costs a full re-copy).
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Seconds since the epoch plus nanoseconds, as in `struct timespec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Ts {
+    pub s: i64,
+    pub ns: i64,
+}
+
+impl Ts {
+    fn spec(self) -> TimeSpec {
+        TimeSpec::new(self.s, self.ns)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Dir,
+    File,
+    Symlink,
+    Fifo,
+    CharDev,
+    BlockDev,
+}
+
+/// One entry of the source tree as it was when copied, plus what the copy produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub kind: Kind,
+    /// Permission bits including setuid/setgid/sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub atime: Ts,
+    pub mtime: Ts,
+    pub ctime: Ts,
+    pub ino: u64,
+    pub rdev: u64,
+    /// sha256 (hex) of the bytes written to the target (regular files that are not hard-link
+    /// followers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Symlink target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// For the 2nd..nth name of a hard-linked inode: the first name (relative path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardlink_to: Option<String>,
+    /// Changed while (or just before) being copied: copy again in pass 2.
+    #[serde(default)]
+    pub dirty: bool,
+    /// The target's bytes were re-read and matched `sha256`.
+    #[serde(default)]
+    pub verified: bool,
+}
+
+/// What has been copied from `src` to `dst`: relative path ("" is the root) → entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub entries: BTreeMap<String, Entry>,
+}
+
+impl Manifest {
+    pub fn new(src: &Path, dst: &Path) -> Self {
+        Manifest {
+            version: MANIFEST_VERSION,
+            src: src.to_path_buf(),
+            dst: dst.to_path_buf(),
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Load a checkpoint; a missing, unreadable, foreign (other src/dst) or old-version file
+    /// gives a fresh manifest (which only means more copying, never less checking).
+    pub fn load_or_new(path: &Path, src: &Path, dst: &Path) -> Self {
+        fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+            .filter(|m| m.version == MANIFEST_VERSION && m.src == src && m.dst == dst)
+            .unwrap_or_else(|| Manifest::new(src, dst))
+    }
+
+    /// Write atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let data = serde_json::to_vec(self).context("serializing the copy manifest")?;
+        crate::host::atomic_write(path, &data, 0o600)
+            .with_context(|| format!("writing copy manifest {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Relative paths flagged for pass 2.
+    pub fn dirty(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.dirty)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Scan,
+    Copy,
+    Verify,
+    Delta,
+    VerifyDelta,
+}
+
+/// Progress report for bars: bytes done out of total in the current phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: Phase,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Tuning of a copy run.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Read/hash/write buffer.
+    pub buf_size: usize,
+    /// A file whose ctime is within this window of the moment it was copied is flagged dirty:
+    /// kernel timestamps are jiffy-coarse, so a write in the same tick would not be visible.
+    pub hot_window: Duration,
+    /// How often pass 1 calls its checkpoint callback.
+    pub checkpoint_every: Duration,
+    /// Extra room required on the target beyond the source's allocated bytes. `None`: 10 % of
+    /// the source, at least 64 MiB.
+    pub margin_bytes: Option<u64>,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            buf_size: 4 << 20,
+            hot_window: Duration::from_secs(2),
+            checkpoint_every: Duration::from_secs(5),
+            margin_bytes: None,
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PassReport {
+    pub entries: usize,
+    /// Entries (re)created or rewritten in this pass.
+    pub copied: Vec<String>,
+    pub copied_bytes: u64,
+    /// Entries already up to date.
+    pub unchanged: usize,
+    /// Target entries removed because they vanished from the source (pass 2).
+    pub removed: Vec<String>,
+    /// Entries flagged for pass 2 because they changed while being copied.
+    pub dirty: Vec<String>,
+}
+
+impl PassReport {
+    pub fn changed(&self) -> bool {
+        !self.copied.is_empty() || !self.removed.is_empty()
+    }
+}
+
+/// One disagreement found by verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mismatch {
+    pub path: String,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub hashed_files: usize,
+    pub hashed_bytes: u64,
+    pub checked_entries: usize,
+    pub mismatches: Vec<Mismatch>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+    /// Fail with the first mismatches listed.
+    pub fn ensure_ok(&self, what: &str) -> Result<()> {
+        if self.ok() {
+            return Ok(());
+        }
+        let list: Vec<String> = self
+            .mismatches
+            .iter()
+            .take(10)
+            .map(|m| format!("{}: {}", m.path, m.what))
+            .collect();
+        bail!(
+            "{what}: {} mismatch(es): {}{}",
+            self.mismatches.len(),
+            list.join("; "),
+            if self.mismatches.len() > 10 {
+                "; …"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The target filesystem lacks room: refuse before touching anything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not enough room: copying {src} needs {needed} bytes on the filesystem of {dst} \
+     ({src_allocated} allocated in the source + {margin} margin - {dst_existing} already copied), \
+     but only {available} bytes are available there; use larger disks or free space"
+)]
+pub struct NoRoom {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub needed: u64,
+    pub available: u64,
+    pub src_allocated: u64,
+    pub margin: u64,
+    pub dst_existing: u64,
+}
+
+/// Result of a successful room check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    pub needed: u64,
+    pub available: u64,
+    pub src_allocated: u64,
+    pub src_bytes: u64,
+    pub files: usize,
+}
+
+// ---------------------------------------------------------------------------------------------
+// scanning
+
+struct Scanned {
+    rel: String,
+    path: PathBuf,
+    meta: Metadata,
+}
+
+fn rel_join(rel: &str, name: &str) -> String {
+    if rel.is_empty() {
+        name.to_string()
+    } else {
+        format!("{rel}/{name}")
+    }
+}
+
+fn kind_of(m: &Metadata) -> Option<Kind> {
+    let t = m.file_type();
+    if t.is_dir() {
+        Some(Kind::Dir)
+    } else if t.is_file() {
+        Some(Kind::File)
+    } else if t.is_symlink() {
+        Some(Kind::Symlink)
+    } else if t.is_fifo() {
+        Some(Kind::Fifo)
+    } else if t.is_char_device() {
+        Some(Kind::CharDev)
+    } else if t.is_block_device() {
+        Some(Kind::BlockDev)
+    } else {
+        None // socket
+    }
+}
+
+/// Pre-order walk, names sorted, sockets skipped, one filesystem only. Entries that vanish
+/// during the walk (the database is running) are skipped; pass 2 catches up.
+fn scan(root: &Path) -> Result<Vec<Scanned>> {
+    let meta = fs::symlink_metadata(root).with_context(|| format!("reading {}", root.display()))?;
+    if !meta.is_dir() {
+        bail!("{} is not a directory", root.display());
+    }
+    let dev = meta.dev();
+    let mut out = vec![Scanned {
+        rel: String::new(),
+        path: root.to_path_buf(),
+        meta,
+    }];
+    walk(root, "", dev, &mut out, root)?;
+    Ok(out)
+}
+
+fn walk(dir: &Path, rel: &str, dev: u64, out: &mut Vec<Scanned>, root: &Path) -> Result<()> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !rel.is_empty() => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut children = Vec::new();
+    for de in rd {
+        let de = de.with_context(|| format!("listing {}", dir.display()))?;
+        let name = de.file_name();
+        let name = name.to_str().ok_or_else(|| {
+            anyhow!(
+                "{}: file name is not UTF-8; rename it before relocating",
+                de.path().display()
+            )
+        })?;
+        let path = de.path();
+        let m = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        if kind_of(&m).is_none() {
+            continue;
+        }
+        if m.is_dir() && m.dev() != dev {
+            bail!(
+                "{} is a mount point inside {}; relocation refuses to cross filesystems",
+                path.display(),
+                root.display()
+            );
+        }
+        children.push(Scanned {
+            rel: rel_join(rel, name),
+            path,
+            meta: m,
+        });
+    }
+    children.sort_by(|a, b| a.rel.cmp(&b.rel));
+    for c in children {
+        let is_dir = c.meta.is_dir();
+        let (p, r) = (c.path.clone(), c.rel.clone());
+        out.push(c);
+        if is_dir {
+            walk(&p, &r, dev, out, root)?;
+        }
+    }
+    Ok(())
+}
+
+fn ts(s: i64, ns: i64) -> Ts {
+    Ts { s, ns }
+}
+
+fn entry_from(m: &Metadata) -> Entry {
+    Entry {
+        kind: kind_of(m).unwrap_or(Kind::File),
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        size: m.size(),
+        atime: ts(m.atime(), m.atime_nsec()),
+        mtime: ts(m.mtime(), m.mtime_nsec()),
+        ctime: ts(m.ctime(), m.ctime_nsec()),
+        ino: m.ino(),
+        rdev: m.rdev(),
+        sha256: None,
+        link: None,
+        hardlink_to: None,
+        dirty: false,
+        verified: false,
+    }
+}
+
+/// The source status pass 2 compares against (atime excluded: reading changes it).
+fn same_source(e: &Entry, m: &Metadata) -> bool {
+    let n = entry_from(m);
+    e.kind == n.kind
+        && e.mode == n.mode
+        && e.uid == n.uid
+        && e.gid == n.gid
+        && e.size == n.size
+        && e.mtime == n.mtime
+        && e.ctime == n.ctime
+        && e.ino == n.ino
+        && e.rdev == n.rdev
+}
+
+// ---------------------------------------------------------------------------------------------
+// room
+
+/// Bytes allocated by a tree (hard-linked inodes counted once).
+fn allocated(entries: &[Scanned]) -> (u64, u64, usize) {
+    let mut seen = BTreeSet::new();
+    let (mut alloc, mut bytes, mut files) = (0u64, 0u64, 0usize);
+    for s in entries {
+        if s.meta.nlink() > 1 && !s.meta.is_dir() && !seen.insert(s.meta.ino()) {
+            continue;
+        }
+        alloc += s.meta.blocks() * 512;
+        if s.meta.is_file() {
+            bytes += s.meta.size();
+            files += 1;
+        }
+    }
+    (alloc, bytes, files)
+}
+
+fn nearest_existing(p: &Path) -> PathBuf {
+    let mut cur = p.to_path_buf();
+    while !cur.exists() {
+        match cur.parent() {
+            Some(par) if par != cur => cur = par.to_path_buf(),
+            _ => break,
+        }
+    }
+    cur
+}
+
+/// The room rule: needed = allocated blocks of the source + margin − what the target already
+/// holds (a resumed copy). Pure, for tests.
+pub fn room_needed(src_allocated: u64, margin: Option<u64>, dst_existing: u64) -> (u64, u64) {
+    let margin = margin.unwrap_or_else(|| (src_allocated / 10).max(64 << 20));
+    (
+        src_allocated
+            .saturating_add(margin)
+            .saturating_sub(dst_existing),
+        margin,
+    )
+}
+
+/// Refuse (with [`NoRoom`]) unless the filesystem holding `dst` can take `src`.
+pub fn check_room(src: &Path, dst: &Path, opts: &CopyOptions) -> Result<Room> {
+    let entries = scan(src)?;
+    let (src_alloc, src_bytes, files) = allocated(&entries);
+    let dst_existing = if dst.is_dir() {
+        allocated(&scan(dst)?).0
+    } else {
+        0
+    };
+    let probe = nearest_existing(dst);
+    let st = nix::sys::statvfs::statvfs(&probe)
+        .with_context(|| format!("statvfs {}", probe.display()))?;
+    let available = st.blocks_available() as u64 * st.fragment_size() as u64;
+    let (needed, margin) = room_needed(src_alloc, opts.margin_bytes, dst_existing);
+    if needed > available {
+        return Err(NoRoom {
+            src: src.to_path_buf(),
+            dst: dst.to_path_buf(),
+            needed,
+            available,
+            src_allocated: src_alloc,
+            margin,
+            dst_existing,
+        }
+        .into());
+    }
+    Ok(Room {
+        needed,
+        available,
+        src_allocated: src_alloc,
+        src_bytes,
+        files,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// file data
+
+fn open_src(p: &Path) -> io::Result<File> {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME | libc::O_CLOEXEC)
+        .open(p)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(p),
+        r => r,
+    }
+}
+
+/// Next (data_start, data_end) at or after `off`, below `size`; `None` when only a hole is
+/// left. Filesystems without SEEK_DATA get one extent covering the rest.
+fn next_data(f: &File, off: u64, size: u64) -> io::Result<Option<(u64, u64)>> {
+    if off >= size {
+        return Ok(None);
+    }
+    let data = match lseek(f, off as i64, Whence::SeekData) {
+        Ok(d) => d as u64,
+        Err(nix::errno::Errno::ENXIO) => return Ok(None),
+        Err(nix::errno::Errno::EINVAL) => return Ok(Some((off, size))),
+        Err(e) => return Err(e.into()),
+    };
+    if data >= size {
+        return Ok(None);
+    }
+    let hole = match lseek(f, data as i64, Whence::SeekHole) {
+        Ok(h) => (h as u64).min(size),
+        Err(nix::errno::Errno::ENXIO) => size,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some((data, hole.max(data))))
+}
+
+fn hash_zeros(h: &mut Sha256, mut n: u64, zeros: &[u8]) {
+    while n > 0 {
+        let k = n.min(zeros.len() as u64) as usize;
+        h.update(&zeros[..k]);
+        n -= k as u64;
+    }
+}
+
+/// Read `src` extent by extent (holes skipped), hash the logical content, write data at the
+/// same offsets into `dst` (when given) and set its length. Returns (sha256 hex, bytes).
+fn stream(
+    src: &File,
+    size: u64,
+    dst: Option<&File>,
+    buf: &mut [u8],
+    zeros: &[u8],
+    tick: &mut dyn FnMut(u64),
+) -> io::Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let mut off = 0u64;
+    let mut end = size;
+    'outer: while off < end {
+        let Some((data, hole)) = next_data(src, off, end)? else {
+            break;
+        };
+        hash_zeros(&mut h, data - off, zeros);
+        tick(data - off);
+        let mut pos = data;
+        while pos < hole {
+            let want = ((hole - pos) as usize).min(buf.len());
+            let n = src.read_at(&mut buf[..want], pos)?;
+            if n == 0 {
+                end = pos; // truncated under us: the entry will be dirty
+                off = pos;
+                break 'outer;
+            }
+            h.update(&buf[..n]);
+            if let Some(d) = dst {
+                d.write_all_at(&buf[..n], pos)?;
+            }
+            pos += n as u64;
+            tick(n as u64);
+        }
+        off = hole;
+    }
+    if off < end {
+        hash_zeros(&mut h, end - off, zeros);
+        tick(end - off);
+    }
+    if let Some(d) = dst {
+        d.set_len(end)?;
+    }
+    Ok((hex::encode(h.finalize()), end))
+}
+
+/// Hash a file as it is on disk (page cache dropped first so the bytes come from the device).
+pub fn hash_file(p: &Path, buf: &mut [u8], tick: &mut dyn FnMut(u64)) -> io::Result<(String, u64)> {
+    let f = open_src(p)?;
+    let size = f.metadata()?.len();
+    let _ = posix_fadvise(&f, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+    let _ = posix_fadvise(&f, 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
+    let zeros = vec![0u8; buf.len().min(1 << 20)];
+    stream(&f, size, None, buf, &zeros, tick)
+}
+
+// ---------------------------------------------------------------------------------------------
+// metadata
+
+fn xattrs_of(p: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = BTreeMap::new();
+    for n in xattr::list(p).with_context(|| format!("listing xattrs of {}", p.display()))? {
+        match xattr::get(p, &n) {
+            Ok(v) => {
+                out.insert(n.as_bytes().to_vec(), v);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("reading xattr {} of {}", n.to_string_lossy(), p.display())
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Make the xattrs of `dst` equal to those of `src` (extra ones removed, e.g. ACLs inherited
+/// from a default ACL of the target directory).
+fn copy_xattrs(src: &Path, dst: &Path) -> Result<()> {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let want = xattrs_of(src)?;
+    let have = xattrs_of(dst)?;
+    for k in have.keys() {
+        if !want.contains_key(k) {
+            xattr::remove(dst, OsStr::from_bytes(k)).with_context(|| {
+                format!(
+                    "removing xattr {} of {}",
+                    String::from_utf8_lossy(k),
+                    dst.display()
+                )
+            })?;
+        }
+    }
+    for (k, v) in &want {
+        if have.get(k) != Some(v) {
+            xattr::set(dst, OsStr::from_bytes(k), v).with_context(|| {
+                format!(
+                    "setting xattr {} on {} (copied from {})",
+                    String::from_utf8_lossy(k),
+                    dst.display(),
+                    src.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// chown, chmod, xattrs, times — in that order (chown clears setuid bits and capabilities).
+fn apply_meta(src: &Path, dst: &Path, e: &Entry) -> Result<()> {
+    std::os::unix::fs::lchown(dst, Some(e.uid), Some(e.gid))
+        .with_context(|| format!("chown {}:{} {}", e.uid, e.gid, dst.display()))?;
+    if e.kind != Kind::Symlink {
+        fs::set_permissions(dst, fs::Permissions::from_mode(e.mode))
+            .with_context(|| format!("chmod {:o} {}", e.mode, dst.display()))?;
+    }
+    copy_xattrs(src, dst)?;
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        dst,
+        &e.atime.spec(),
+        &e.mtime.spec(),
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .with_context(|| format!("setting times of {}", dst.display()))?;
+    Ok(())
+}
+
+fn remove_any(p: &Path) -> Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => {
+            fs::remove_dir_all(p).with_context(|| format!("removing {}", p.display()))
+        }
+        Ok(_) => fs::remove_file(p).with_context(|| format!("removing {}", p.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    }
+}
+
+fn tmp_name(dst: &Path, ino: u64) -> PathBuf {
+    dst.with_file_name(format!(".dbhost-part.{ino}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// the copy passes
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Database running: changes during the copy are expected and flagged.
+    Hot,
+    /// Database stopped: a change during the copy is an error.
+    Cold,
+}
+
+struct Ctx<'a> {
+    dst: &'a Path,
+    opts: &'a CopyOptions,
+    buf: Vec<u8>,
+    zeros: Vec<u8>,
+    done: u64,
+    total: u64,
+    phase: Phase,
+    progress: &'a mut dyn FnMut(Progress),
+}
+
+impl Ctx<'_> {
+    fn tick(&mut self, n: u64) {
+        self.done += n;
+        (self.progress)(Progress {
+            phase: self.phase,
+            done: self.done,
+            total: self.total,
+        });
+    }
+}
+
+/// Is the target copy of this file (per the manifest) still good for this source state?
+fn file_up_to_date(old: Option<&Entry>, m: &Metadata, dst: &Path) -> bool {
+    let Some(old) = old else { return false };
+    if old.dirty || old.sha256.is_none() || old.hardlink_to.is_some() || !same_source(old, m) {
+        return false;
+    }
+    match fs::symlink_metadata(dst) {
+        Ok(d) => {
+            d.is_file()
+                && d.size() == old.size
+                && d.mtime() == old.mtime.s
+                && d.mtime_nsec() == old.mtime.ns
+                && d.mode() & 0o7777 == old.mode
+                && d.uid() == old.uid
+                && d.gid() == old.gid
+        }
+        Err(_) => false,
+    }
+}
+
+fn copy_regular(cx: &mut Ctx, s: &Scanned, dpath: &Path, mode: Mode) -> Result<Entry> {
+    let started = SystemTime::now();
+    let f = open_src(&s.path).with_context(|| format!("opening {}", s.path.display()))?;
+    let pre = f
+        .metadata()
+        .with_context(|| format!("reading {}", s.path.display()))?;
+    let _ = posix_fadvise(&f, 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
+    let mut e = entry_from(&pre);
+    let tmp = tmp_name(dpath, pre.ino());
+    remove_any(&tmp)?;
+    let out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    let mut buf = std::mem::take(&mut cx.buf);
+    let zeros = std::mem::take(&mut cx.zeros);
+    let res = {
+        let mut tick = |n| cx.tick(n);
+        stream(&f, pre.size(), Some(&out), &mut buf, &zeros, &mut tick)
+    };
+    cx.buf = buf;
+    cx.zeros = zeros;
+    let (sha, len) =
+        res.with_context(|| format!("copying {} to {}", s.path.display(), tmp.display()))?;
+    let post = f
+        .metadata()
+        .with_context(|| format!("reading {}", s.path.display()))?;
+    e.sha256 = Some(sha);
+    e.size = len;
+    let changed = !same_source(&e, &post) || len != pre.size();
+    if changed && mode == Mode::Cold {
+        let _ = fs::remove_file(&tmp);
+        bail!(
+            "{} changed while being copied during downtime; is the database really stopped?",
+            s.path.display()
+        );
+    }
+    let recent = {
+        let c =
+            UNIX_EPOCH + Duration::new(post.ctime().max(0) as u64, post.ctime_nsec().max(0) as u32);
+        c + cx.opts.hot_window >= started
+    };
+    e.dirty = mode == Mode::Hot && (changed || recent);
+    // Metadata is applied to the complete file before it gets its final name.
+    apply_meta(&s.path, &tmp, &e)?;
+    drop(out);
+    if fs::symlink_metadata(dpath)
+        .map(|m| m.is_dir())
+        .unwrap_or(false)
+    {
+        remove_any(dpath)?;
+    }
+    fs::rename(&tmp, dpath)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), dpath.display()))?;
+    Ok(e)
+}
+
+fn copy_symlink(s: &Scanned, dpath: &Path) -> Result<(Entry, bool)> {
+    let target =
+        fs::read_link(&s.path).with_context(|| format!("reading link {}", s.path.display()))?;
+    let t = target.to_str().ok_or_else(|| {
+        anyhow!(
+            "{}: symlink target is not UTF-8; fix it before relocating",
+            s.path.display()
+        )
+    })?;
+    let mut e = entry_from(&s.meta);
+    e.link = Some(t.to_string());
+    let current = fs::read_link(dpath).ok();
+    let dm = fs::symlink_metadata(dpath).ok();
+    let ok = current.as_deref() == Some(target.as_path())
+        && dm.as_ref().is_some_and(|d| {
+            d.uid() == e.uid
+                && d.gid() == e.gid
+                && d.mtime() == e.mtime.s
+                && d.mtime_nsec() == e.mtime.ns
+        });
+    if ok {
+        return Ok((e, false));
+    }
+    let tmp = tmp_name(dpath, e.ino);
+    remove_any(&tmp)?;
+    std::os::unix::fs::symlink(&target, &tmp)
+        .with_context(|| format!("creating symlink {}", tmp.display()))?;
+    apply_meta(&s.path, &tmp, &e)?;
+    if dm.is_some_and(|d| d.is_dir()) {
+        remove_any(dpath)?;
+    }
+    fs::rename(&tmp, dpath)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), dpath.display()))?;
+    Ok((e, true))
+}
+
+fn copy_special(s: &Scanned, dpath: &Path, e: &Entry) -> Result<bool> {
+    if let Ok(d) = fs::symlink_metadata(dpath) {
+        if kind_of(&d) == Some(e.kind)
+            && d.rdev() == e.rdev
+            && d.mode() & 0o7777 == e.mode
+            && d.uid() == e.uid
+            && d.gid() == e.gid
+        {
+            return Ok(false);
+        }
+        remove_any(dpath)?;
+    }
+    use nix::sys::stat::{mknod, Mode as M, SFlag};
+    let kind = match e.kind {
+        Kind::Fifo => SFlag::S_IFIFO,
+        Kind::CharDev => SFlag::S_IFCHR,
+        _ => SFlag::S_IFBLK,
+    };
+    mknod(dpath, kind, M::from_bits_truncate(0o600), e.rdev as _)
+        .with_context(|| format!("creating {}", dpath.display()))?;
+    apply_meta(&s.path, dpath, e)?;
+    Ok(true)
+}
+
+fn ensure_dir(dpath: &Path) -> Result<bool> {
+    match fs::symlink_metadata(dpath) {
+        Ok(m) if m.is_dir() => Ok(false),
+        Ok(_) => {
+            remove_any(dpath)?;
+            fs::create_dir(dpath).with_context(|| format!("creating {}", dpath.display()))?;
+            Ok(true)
+        }
+        Err(_) => {
+            fs::create_dir_all(dpath).with_context(|| format!("creating {}", dpath.display()))?;
+            Ok(true)
+        }
+    }
+}
+
+fn sync_target(dst: &Path) -> Result<()> {
+    let d = File::open(dst).with_context(|| format!("opening {}", dst.display()))?;
+    nix::unistd::syncfs(&d).with_context(|| format!("syncfs {}", dst.display()))?;
+    Ok(())
+}
+
+fn run_pass(
+    src: &Path,
+    dst: &Path,
+    man: &mut Manifest,
+    opts: &CopyOptions,
+    mode: Mode,
+    progress: &mut dyn FnMut(Progress),
+    checkpoint: &mut dyn FnMut(&Manifest) -> Result<()>,
+) -> Result<PassReport> {
+    if man.src != src || man.dst != dst || man.version != MANIFEST_VERSION {
+        *man = Manifest::new(src, dst);
+    }
+    let entries = scan(src)?;
+    let mut seen = HashSet::new();
+    let total = entries
+        .iter()
+        .filter(|s| s.meta.is_file() && (s.meta.nlink() < 2 || seen.insert(s.meta.ino())))
+        .map(|s| s.meta.size())
+        .sum();
+    let mut cx = Ctx {
+        dst,
+        opts,
+        buf: vec![0u8; opts.buf_size.max(4096)],
+        zeros: vec![0u8; opts.buf_size.clamp(4096, 1 << 20)],
+        done: 0,
+        total,
+        phase: if mode == Mode::Hot {
+            Phase::Copy
+        } else {
+            Phase::Delta
+        },
+        progress,
+    };
+    let mut rep = PassReport {
+        entries: entries.len(),
+        ..Default::default()
+    };
+    let mut old = std::mem::take(&mut man.entries);
+    let mut leaders: HashMap<u64, String> = HashMap::new();
+    let mut last_cp = Instant::now();
+    let mut since_cp = 0u64;
+    for s in &entries {
+        let dpath = if s.rel.is_empty() {
+            cx.dst.to_path_buf()
+        } else {
+            cx.dst.join(&s.rel)
+        };
+        let prev = old.remove(&s.rel);
+        let kind = kind_of(&s.meta).unwrap_or(Kind::File);
+        let (entry, copied) = match kind {
+            Kind::Dir => {
+                let created = ensure_dir(&dpath)?;
+                (entry_from(&s.meta), created)
+            }
+            Kind::File if s.meta.nlink() > 1 && leaders.contains_key(&s.meta.ino()) => {
+                let leader = leaders[&s.meta.ino()].clone();
+                let lpath = cx.dst.join(&leader);
+                let lino = fs::symlink_metadata(&lpath)
+                    .with_context(|| format!("reading {}", lpath.display()))?
+                    .ino();
+                let same = fs::symlink_metadata(&dpath).is_ok_and(|d| d.ino() == lino);
+                if !same {
+                    remove_any(&dpath)?;
+                    fs::hard_link(&lpath, &dpath).with_context(|| {
+                        format!("linking {} to {}", dpath.display(), lpath.display())
+                    })?;
+                }
+                let mut e = entry_from(&s.meta);
+                e.hardlink_to = Some(leader);
+                (e, !same)
+            }
+            Kind::File => {
+                if s.meta.nlink() > 1 {
+                    leaders.insert(s.meta.ino(), s.rel.clone());
+                }
+                if file_up_to_date(prev.as_ref(), &s.meta, &dpath) {
+                    cx.tick(s.meta.size());
+                    (prev.clone().unwrap_or_else(|| entry_from(&s.meta)), false)
+                } else {
+                    let e = copy_regular(&mut cx, s, &dpath, mode)?;
+                    since_cp += e.size;
+                    rep.copied_bytes += e.size;
+                    (e, true)
+                }
+            }
+            Kind::Symlink => copy_symlink(s, &dpath)?,
+            Kind::Fifo | Kind::CharDev | Kind::BlockDev => {
+                let e = entry_from(&s.meta);
+                let c = copy_special(s, &dpath, &e)?;
+                (e, c)
+            }
+        };
+        if entry.dirty {
+            rep.dirty.push(s.rel.clone());
+        }
+        if copied {
+            rep.copied.push(s.rel.clone());
+        } else {
+            rep.unchanged += 1;
+        }
+        man.entries.insert(s.rel.clone(), entry);
+        if last_cp.elapsed() >= opts.checkpoint_every || since_cp >= 1 << 30 {
+            // Durable data first, then the manifest that vouches for it.
+            sync_target(dst)?;
+            checkpoint(man)?;
+            last_cp = Instant::now();
+            since_cp = 0;
+        }
+    }
+    if mode == Mode::Cold {
+        rep.removed = remove_extraneous(dst, &man.entries)?;
+    }
+    // Directory metadata last, deepest first, so adding entries does not disturb the times.
+    for s in entries.iter().rev().filter(|s| s.meta.is_dir()) {
+        let dpath = if s.rel.is_empty() {
+            dst.to_path_buf()
+        } else {
+            dst.join(&s.rel)
+        };
+        let e = &man.entries[&s.rel];
+        apply_meta(&s.path, &dpath, e)?;
+    }
+    sync_target(dst)?;
+    checkpoint(man)?;
+    Ok(rep)
+}
+
+/// Remove target entries that are not in the source (including leftover temporary files).
+fn remove_extraneous(dst: &Path, keep: &BTreeMap<String, Entry>) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = if rel.is_empty() {
+            dst.to_path_buf()
+        } else {
+            dst.join(&rel)
+        };
+        let rd = fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;
+        for de in rd {
+            let de = de.with_context(|| format!("listing {}", dir.display()))?;
+            let name = de.file_name().to_string_lossy().into_owned();
+            let r = rel_join(&rel, &name);
+            if keep.contains_key(&r) {
+                if keep[&r].kind == Kind::Dir {
+                    stack.push(r);
+                }
+            } else {
+                remove_any(&de.path())?;
+                removed.push(r);
+            }
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
+/// Pass 1, database running. Re-running over a partial target converges: entries the manifest
+/// vouches for (same source status, target present with the recorded size and mtime) are
+/// skipped. `checkpoint` is called regularly (after a syncfs of the target) and at the end;
+/// persist the manifest there to make a crash cheap.
+pub fn pass1(
+    src: &Path,
+    dst: &Path,
+    man: &mut Manifest,
+    opts: &CopyOptions,
+    progress: &mut dyn FnMut(Progress),
+    checkpoint: &mut dyn FnMut(&Manifest) -> Result<()>,
+) -> Result<PassReport> {
+    run_pass(src, dst, man, opts, Mode::Hot, progress, checkpoint)
+}
+
+/// Pass 2, database stopped: copy what changed since pass 1 (or was flagged dirty), remove what
+/// disappeared. A source change during this pass is an error (the database is not stopped).
+pub fn pass2(
+    src: &Path,
+    dst: &Path,
+    man: &mut Manifest,
+    opts: &CopyOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<PassReport> {
+    run_pass(src, dst, man, opts, Mode::Cold, progress, &mut |_| Ok(()))
+}
+
+fn target_of(dst: &Path, rel: &str) -> PathBuf {
+    if rel.is_empty() {
+        dst.to_path_buf()
+    } else {
+        dst.join(rel)
+    }
+}
+
+/// Re-read every copied file not yet verified and compare with the hash recorded while copying.
+/// A mismatch marks the entry dirty (pass 2 copies it again) and is reported.
+fn verify_hashes(
+    man: &mut Manifest,
+    opts: &CopyOptions,
+    phase: Phase,
+    progress: &mut dyn FnMut(Progress),
+    skip_dirty: bool,
+) -> Result<VerifyReport> {
+    let dst = man.dst.clone();
+    let todo: Vec<String> = man
+        .entries
+        .iter()
+        .filter(|(_, e)| {
+            e.kind == Kind::File
+                && e.hardlink_to.is_none()
+                && !e.verified
+                && !(skip_dirty && e.dirty)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    let total: u64 = todo.iter().map(|k| man.entries[k].size).sum();
+    let mut rep = VerifyReport::default();
+    let mut buf = vec![0u8; opts.buf_size.max(4096)];
+    let mut done = 0u64;
+    for rel in todo {
+        let p = target_of(&dst, &rel);
+        let mut tick = |n| {
+            done += n;
+            progress(Progress { phase, done, total });
+        };
+        let e = man.entries.get_mut(&rel).expect("listed above");
+        match hash_file(&p, &mut buf, &mut tick) {
+            Ok((h, n)) => {
+                rep.hashed_files += 1;
+                rep.hashed_bytes += n;
+                if Some(&h) == e.sha256.as_ref() && n == e.size {
+                    e.verified = true;
+                } else {
+                    e.dirty = true;
+                    rep.mismatches.push(Mismatch {
+                        path: rel.clone(),
+                        what: format!(
+                            "target sha256 {h} ({n} bytes) differs from the copied {} ({} bytes)",
+                            e.sha256.as_deref().unwrap_or("?"),
+                            e.size
+                        ),
+                    });
+                }
+            }
+            Err(err) => {
+                e.dirty = true;
+                rep.mismatches.push(Mismatch {
+                    path: rel.clone(),
+                    what: format!("reading {}: {err}", p.display()),
+                });
+            }
+        }
+    }
+    Ok(rep)
+}
+
+/// After pass 1, database still running: re-read the target (page cache dropped) and compare
+/// with the hashes recorded while copying. Files flagged dirty are skipped (pass 2 recopies
+/// them); mismatching files are flagged dirty and listed.
+pub fn verify_pass1(
+    man: &mut Manifest,
+    opts: &CopyOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifyReport> {
+    sync_target(&man.dst.clone())?;
+    verify_hashes(man, opts, Phase::Verify, progress, true)
+}
+
+/// Within downtime, after pass 2: hash only the files not verified yet (the delta), then check
+/// the metadata of every entry on both sides. Any mismatch fails the relocation.
+pub fn verify_delta(
+    man: &mut Manifest,
+    opts: &CopyOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifyReport> {
+    sync_target(&man.dst.clone())?;
+    let mut rep = verify_hashes(man, opts, Phase::VerifyDelta, progress, false)?;
+    let meta = check_metadata(&man.src.clone(), &man.dst.clone())?;
+    rep.checked_entries = meta.checked_entries;
+    rep.mismatches.extend(meta.mismatches);
+    Ok(rep)
+}
+
+/// Paranoid full verification: hash every file on both sides (reads everything twice).
+pub fn verify_full(src: &Path, dst: &Path, opts: &CopyOptions) -> Result<VerifyReport> {
+    let mut rep = check_metadata(src, dst)?;
+    let mut buf = vec![0u8; opts.buf_size.max(4096)];
+    for s in scan(src)?.iter().filter(|s| s.meta.is_file()) {
+        let t = target_of(dst, &s.rel);
+        let a = hash_file(&s.path, &mut buf, &mut |_| {})
+            .with_context(|| format!("hashing {}", s.path.display()))?;
+        let b = match hash_file(&t, &mut buf, &mut |_| {}) {
+            Ok(b) => b,
+            Err(e) => {
+                rep.mismatches.push(Mismatch {
+                    path: s.rel.clone(),
+                    what: format!("reading {}: {e}", t.display()),
+                });
+                continue;
+            }
+        };
+        rep.hashed_files += 1;
+        rep.hashed_bytes += a.1;
+        if a != b {
+            rep.mismatches.push(Mismatch {
+                path: s.rel.clone(),
+                what: format!("source sha256 {} != target sha256 {}", a.0, b.0),
+            });
+        }
+    }
+    Ok(rep)
+}
+
+/// Compare the two trees entry by entry: presence, type, size, mode, owner, link target,
+/// mtime (ns), device numbers, xattrs, and hard-link structure. No file data is read.
+pub fn check_metadata(src: &Path, dst: &Path) -> Result<VerifyReport> {
+    let a = scan(src)?;
+    let b = scan(dst)?;
+    let mut rep = VerifyReport {
+        checked_entries: a.len(),
+        ..Default::default()
+    };
+    let bmap: HashMap<&str, &Scanned> = b.iter().map(|s| (s.rel.as_str(), s)).collect();
+    let amap: HashSet<&str> = a.iter().map(|s| s.rel.as_str()).collect();
+    let mut push = |path: &str, what: String| {
+        rep.mismatches.push(Mismatch {
+            path: path.to_string(),
+            what,
+        })
+    };
+    for s in &b {
+        if !amap.contains(s.rel.as_str()) {
+            push(&s.rel, "present in the target only".into());
+        }
+    }
+    // source inode -> target inode, to check that hard-link groups map one to one
+    let mut links: HashMap<u64, u64> = HashMap::new();
+    for s in &a {
+        let Some(t) = bmap.get(s.rel.as_str()) else {
+            push(&s.rel, "missing from the target".into());
+            continue;
+        };
+        let (x, y) = (&s.meta, &t.meta);
+        let (kx, ky) = (kind_of(x), kind_of(y));
+        if kx != ky {
+            push(&s.rel, format!("type {kx:?} != {ky:?}"));
+            continue;
+        }
+        if x.mode() & 0o7777 != y.mode() & 0o7777 && kx != Some(Kind::Symlink) {
+            push(
+                &s.rel,
+                format!("mode {:o} != {:o}", x.mode() & 0o7777, y.mode() & 0o7777),
+            );
+        }
+        if (x.uid(), x.gid()) != (y.uid(), y.gid()) {
+            push(
+                &s.rel,
+                format!("owner {}:{} != {}:{}", x.uid(), x.gid(), y.uid(), y.gid()),
+            );
+        }
+        if kx == Some(Kind::File) && x.size() != y.size() {
+            push(&s.rel, format!("size {} != {}", x.size(), y.size()));
+        }
+        if (x.mtime(), x.mtime_nsec()) != (y.mtime(), y.mtime_nsec()) {
+            push(
+                &s.rel,
+                format!(
+                    "mtime {}.{:09} != {}.{:09}",
+                    x.mtime(),
+                    x.mtime_nsec(),
+                    y.mtime(),
+                    y.mtime_nsec()
+                ),
+            );
+        }
+        if matches!(kx, Some(Kind::CharDev | Kind::BlockDev)) && x.rdev() != y.rdev() {
+            push(&s.rel, format!("device {} != {}", x.rdev(), y.rdev()));
+        }
+        if kx == Some(Kind::Symlink) {
+            let (la, lb) = (fs::read_link(&s.path).ok(), fs::read_link(&t.path).ok());
+            if la != lb {
+                push(&s.rel, format!("link target {la:?} != {lb:?}"));
+            }
+        }
+        if kx == Some(Kind::File) && (x.nlink() > 1 || y.nlink() > 1) {
+            match links.get(&x.ino()) {
+                Some(&ti) if ti != y.ino() => {
+                    push(&s.rel, "hard link not preserved in the target".into())
+                }
+                Some(_) => {}
+                None => {
+                    if links.values().any(|&v| v == y.ino()) {
+                        push(&s.rel, "target hard-linked to an unrelated file".into());
+                    }
+                    links.insert(x.ino(), y.ino());
+                }
+            }
+        }
+        match (xattrs_of(&s.path), xattrs_of(&t.path)) {
+            (Ok(xa), Ok(xb)) if xa != xb => {
+                let names = |m: &BTreeMap<Vec<u8>, Vec<u8>>| {
+                    m.keys()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                push(
+                    &s.rel,
+                    format!("xattrs differ: [{}] vs [{}]", names(&xa), names(&xb)),
+                );
+            }
+            (Ok(_), Ok(_)) => {}
+            (Err(e), _) | (_, Err(e)) => push(&s.rel, format!("{e:#}")),
+        }
+    }
+    Ok(rep)
+}
+
+#[cfg(test)]
+mod tests;

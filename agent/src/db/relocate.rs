@@ -1,0 +1,612 @@
+//! Datadir relocation as a sequence of idempotent, observable steps (GENERALIZE-DATADIR-TUNING.md
+//! B9–B11):
+//!
+//! preflight (room, target sanity) → pass 1 (DB running) → verify pass 1 (DB running) → stop →
+//! pass 2 (delta) → verify delta → switch configuration (drop-ins) → keep the old datadir
+//! (renamed `<old>.dbhost-old-<stamp>`, never deleted) → start → health check.
+//!
+//! Each step observes the system first (`Done` / `Todo` / `Conflict`) and then applies
+//! (`Changed` / `Unchanged`), so re-running after a crash at any point converges: once the
+//! configuration points at the new datadir every copy step is done; a running, healthy server on
+//! the new datadir makes the whole sequence unchanged. [`RelocateState`] is the small record the
+//! journal persists; it is saved (through [`Ctx::save`]) before every action that needs it for
+//! rollback (original file contents, placeholders created).
+
+use super::copy::{self, CopyOptions, Manifest, Progress};
+use super::engine::{self, Engine, Instance, Wait};
+use crate::host::{atomic_write, Exec, Host};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Preflight,
+    Pass1,
+    VerifyPass1,
+    Stop,
+    Pass2,
+    VerifyDelta,
+    SwitchConfig,
+    KeepOld,
+    Start,
+    Health,
+}
+
+pub const STEPS: [Step; 10] = [
+    Step::Preflight,
+    Step::Pass1,
+    Step::VerifyPass1,
+    Step::Stop,
+    Step::Pass2,
+    Step::VerifyDelta,
+    Step::SwitchConfig,
+    Step::KeepOld,
+    Step::Start,
+    Step::Health,
+];
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Preflight => "preflight",
+            Step::Pass1 => "pass1",
+            Step::VerifyPass1 => "verify-pass1",
+            Step::Stop => "stop",
+            Step::Pass2 => "pass2",
+            Step::VerifyDelta => "verify-delta",
+            Step::SwitchConfig => "switch-config",
+            Step::KeepOld => "keep-old",
+            Step::Start => "start",
+            Step::Health => "health",
+        }
+    }
+    /// True for the steps inside the database downtime window.
+    pub fn in_downtime(self) -> bool {
+        matches!(
+            self,
+            Step::Stop | Step::Pass2 | Step::VerifyDelta | Step::SwitchConfig | Step::KeepOld
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum Observed {
+    Done,
+    Todo(String),
+    Conflict(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Changed,
+    Unchanged,
+}
+
+/// A file as it was before dbhost first wrote it (`None`: it did not exist).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedFile {
+    pub path: PathBuf,
+    pub before: Option<String>,
+    pub mode: Option<u32>,
+}
+
+/// What the journal persists for one relocation. Paths are in-host absolute paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelocateState {
+    pub version: u32,
+    /// The installation as found before the relocation (engine, unit, config locations).
+    pub instance: Instance,
+    pub old_datadir: PathBuf,
+    pub new_datadir: PathBuf,
+    /// Where the old datadir is kept: `<old>.dbhost-old-<stamp>`.
+    pub kept_old: PathBuf,
+    /// The copy manifest checkpoint.
+    pub manifest: PathBuf,
+    /// Was the server running when the relocation started (rollback restores that).
+    pub was_running: bool,
+    #[serde(default)]
+    pub saved_files: Vec<SavedFile>,
+    #[serde(default)]
+    pub placeholders: Vec<PathBuf>,
+}
+
+impl RelocateState {
+    /// A fresh record for moving `inst` to `new_datadir`. `stamp` names the kept old datadir
+    /// (use [`stamp_now`]); `state_dir` is dbhost's state directory (in-host path).
+    pub fn new(inst: Instance, new_datadir: &Path, stamp: &str, state_dir: &Path) -> Self {
+        let old = inst.datadir.clone();
+        let kept_old = PathBuf::from(format!("{}.dbhost-old-{stamp}", old.display()));
+        RelocateState {
+            version: 1,
+            manifest: state_dir.join(format!("relocate-{}-manifest.json", inst.engine.name())),
+            instance: inst,
+            old_datadir: old,
+            new_datadir: new_datadir.to_path_buf(),
+            kept_old,
+            was_running: false,
+            saved_files: Vec::new(),
+            placeholders: Vec::new(),
+        }
+    }
+    pub fn engine(&self) -> Engine {
+        self.instance.engine
+    }
+}
+
+/// `YYYYMMDDTHHMMSSZ` (UTC) for now.
+pub fn stamp_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    stamp_of(secs)
+}
+
+/// `YYYYMMDDTHHMMSSZ` for seconds since the epoch (civil-from-days, proleptic Gregorian).
+pub fn stamp_of(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// What the steps need from the outside world.
+pub struct Ctx<'a> {
+    pub host: &'a Host,
+    pub exec: &'a dyn Exec,
+    pub copy: CopyOptions,
+    pub wait: Wait,
+    /// Copy/verify progress (for indicatif bars).
+    pub progress: &'a mut dyn FnMut(Progress),
+    /// Persist the state record (the journal). Called before actions that rollback depends on.
+    pub save: &'a mut dyn FnMut(&RelocateState) -> Result<()>,
+}
+
+fn config_switched(cx: &Ctx, st: &RelocateState) -> Result<bool> {
+    let now = engine::discover_with(cx.host, cx.exec, st.engine(), false)?;
+    Ok(now.config_datadir == st.new_datadir)
+}
+
+fn is_empty_dir(p: &Path) -> bool {
+    fs::read_dir(p)
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(false)
+}
+
+fn load_manifest(cx: &Ctx, st: &RelocateState) -> Manifest {
+    Manifest::load_or_new(
+        &cx.host.path(&st.manifest),
+        &cx.host.path(&st.old_datadir),
+        &cx.host.path(&st.new_datadir),
+    )
+}
+
+fn render(cx: &Ctx, st: &RelocateState) -> Result<Vec<engine::ConfigFile>> {
+    engine::render_switch(cx.host, &st.instance, &st.new_datadir)
+}
+
+/// Look at the system (never at a journal alone) and say whether `step` is needed.
+pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
+    let switched = config_switched(cx, st)?;
+    let old = cx.host.path(&st.old_datadir);
+    let new = cx.host.path(&st.new_datadir);
+    let copy_done = || Observed::Done;
+    Ok(match step {
+        Step::Preflight => {
+            if switched {
+                Observed::Done
+            } else if st.new_datadir.starts_with(&st.old_datadir)
+                || st.old_datadir.starts_with(&st.new_datadir)
+            {
+                Observed::Conflict(format!(
+                    "the new datadir {} and the old one {} are nested; choose a directory on \
+                     the data mount",
+                    st.new_datadir.display(),
+                    st.old_datadir.display()
+                ))
+            } else if !old.is_dir() {
+                Observed::Conflict(format!(
+                    "the datadir {} does not exist and the configuration does not point at {}",
+                    st.old_datadir.display(),
+                    st.new_datadir.display()
+                ))
+            } else if new.exists() && !is_empty_dir(&new) && !cx.host.path(&st.manifest).exists() {
+                Observed::Conflict(format!(
+                    "{} already holds data that dbhost did not copy; refusing to overwrite it \
+                     (move it away, or point the profile at another directory)",
+                    st.new_datadir.display()
+                ))
+            } else {
+                Observed::Todo("check room and paths".into())
+            }
+        }
+        Step::Pass1 | Step::Pass2 | Step::VerifyDelta if switched => copy_done(),
+        Step::Pass1 => Observed::Todo(format!(
+            "copy {} to {} while the database runs",
+            st.old_datadir.display(),
+            st.new_datadir.display()
+        )),
+        Step::VerifyPass1 => {
+            if switched {
+                Observed::Done
+            } else {
+                let m = load_manifest(cx, st);
+                let n = m
+                    .entries
+                    .values()
+                    .filter(|e| {
+                        e.kind == copy::Kind::File
+                            && e.hardlink_to.is_none()
+                            && !e.dirty
+                            && !e.verified
+                    })
+                    .count();
+                if n == 0 && !m.entries.is_empty() {
+                    Observed::Done
+                } else {
+                    Observed::Todo(format!("re-read {n} copied files"))
+                }
+            }
+        }
+        Step::Stop => {
+            if switched || !engine::is_active(cx.exec, &st.instance.unit) {
+                Observed::Done
+            } else {
+                Observed::Todo(format!("stop {}", st.instance.unit))
+            }
+        }
+        Step::Pass2 => Observed::Todo("copy what changed since pass 1".into()),
+        Step::VerifyDelta => Observed::Todo("verify the delta and all metadata".into()),
+        Step::SwitchConfig => {
+            let files = render(cx, st)?;
+            let stale: Vec<String> = files
+                .iter()
+                .filter(|f| {
+                    fs::read_to_string(cx.host.path(&f.path)).ok().as_deref()
+                        != Some(f.content.as_str())
+                })
+                .map(|f| f.path.display().to_string())
+                .collect();
+            if stale.is_empty() {
+                Observed::Done
+            } else {
+                Observed::Todo(format!("write {}", stale.join(", ")))
+            }
+        }
+        Step::KeepOld => {
+            let kept = cx.host.path(&st.kept_old).is_dir();
+            let old_is_ours = !old.exists() || st.placeholders.contains(&st.old_datadir);
+            match (kept, old_is_ours) {
+                (true, true) => Observed::Done,
+                (false, true) if !old.exists() => Observed::Conflict(format!(
+                    "neither {} nor {} exists",
+                    st.old_datadir.display(),
+                    st.kept_old.display()
+                )),
+                (true, false) => Observed::Conflict(format!(
+                    "both {} and {} exist; remove one by hand",
+                    st.old_datadir.display(),
+                    st.kept_old.display()
+                )),
+                _ => Observed::Todo(format!(
+                    "rename {} to {}",
+                    st.old_datadir.display(),
+                    st.kept_old.display()
+                )),
+            }
+        }
+        Step::Start => {
+            if engine::is_active(cx.exec, &st.instance.unit) {
+                Observed::Done
+            } else {
+                Observed::Todo(format!("start {}", st.instance.unit))
+            }
+        }
+        Step::Health => Observed::Todo("query the server over its local socket".into()),
+    })
+}
+
+fn outcome(changed: bool) -> Outcome {
+    if changed {
+        Outcome::Changed
+    } else {
+        Outcome::Unchanged
+    }
+}
+
+/// Carry out `step` (call [`observe`] first; applying a done step is harmless but may cost a
+/// scan).
+pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome> {
+    let old = cx.host.path(&st.old_datadir);
+    let new = cx.host.path(&st.new_datadir);
+    match step {
+        Step::Preflight => {
+            if let Observed::Conflict(c) = observe(cx, st, step)? {
+                bail!("{c}");
+            }
+            copy::check_room(&old, &new, &cx.copy)?;
+            // First run only: remember whether the server ran, so rollback restores that.
+            if !cx.host.path(&st.manifest).exists() {
+                st.was_running = engine::is_active(cx.exec, &st.instance.unit);
+                (cx.save)(st)?;
+            }
+            Ok(Outcome::Unchanged)
+        }
+        Step::Pass1 => {
+            let mut man = load_manifest(cx, st);
+            let mp = cx.host.path(&st.manifest);
+            let rep = copy::pass1(&old, &new, &mut man, &cx.copy, cx.progress, &mut |m| {
+                m.save(&mp)
+            })?;
+            Ok(outcome(rep.changed()))
+        }
+        Step::VerifyPass1 => {
+            let mut man = load_manifest(cx, st);
+            let rep = copy::verify_pass1(&mut man, &cx.copy, cx.progress)?;
+            man.save(&cx.host.path(&st.manifest))?;
+            for m in &rep.mismatches {
+                tracing::warn!(path = %m.path, "pass 1 copy differs ({}); pass 2 copies it again", m.what);
+            }
+            Ok(outcome(rep.hashed_files > 0))
+        }
+        Step::Stop => Ok(outcome(engine::stop(cx.exec, &st.instance.unit, &cx.wait)?)),
+        Step::Pass2 => {
+            if engine::is_active(cx.exec, &st.instance.unit) {
+                bail!(
+                    "{} is running; pass 2 copies only with the database stopped",
+                    st.instance.unit
+                );
+            }
+            let mut man = load_manifest(cx, st);
+            let rep = copy::pass2(&old, &new, &mut man, &cx.copy, cx.progress)?;
+            man.save(&cx.host.path(&st.manifest))?;
+            Ok(outcome(rep.changed()))
+        }
+        Step::VerifyDelta => {
+            let mut man = load_manifest(cx, st);
+            let rep = copy::verify_delta(&mut man, &cx.copy, cx.progress)?;
+            man.save(&cx.host.path(&st.manifest))?;
+            rep.ensure_ok(&format!(
+                "verifying {} against {}",
+                st.new_datadir.display(),
+                st.old_datadir.display()
+            ))?;
+            Ok(outcome(rep.hashed_files > 0))
+        }
+        Step::SwitchConfig => {
+            let files = render(cx, st)?;
+            // Remember the originals first (the first save wins: a re-run must not record
+            // dbhost's own content as "before").
+            let mut dirty = false;
+            for f in &files {
+                if !st.saved_files.iter().any(|s| s.path == f.path) {
+                    let p = cx.host.path(&f.path);
+                    st.saved_files.push(SavedFile {
+                        path: f.path.clone(),
+                        before: fs::read_to_string(&p).ok(),
+                        mode: fs::metadata(&p).ok().map(|m| m.mode() & 0o7777),
+                    });
+                    dirty = true;
+                }
+            }
+            if dirty {
+                (cx.save)(st)?;
+            }
+            let mut changed = false;
+            for f in &files {
+                let p = cx.host.path(&f.path);
+                changed |= atomic_write(&p, f.content.as_bytes(), f.mode)
+                    .with_context(|| format!("writing {}", f.path.display()))?;
+            }
+            if changed {
+                for c in engine::reload_commands(cx.host, &st.instance) {
+                    cx.exec.run(&c)?;
+                }
+            }
+            if !config_switched(cx, st)? {
+                let now = engine::discover_with(cx.host, cx.exec, st.engine(), false)?;
+                bail!(
+                    "after writing the drop-ins the configuration still says datadir {} ({:?}); \
+                     a later file overrides dbhost's",
+                    now.config_datadir.display(),
+                    now.source
+                );
+            }
+            Ok(outcome(changed))
+        }
+        Step::KeepOld => {
+            match observe(cx, st, step)? {
+                Observed::Done => return Ok(Outcome::Unchanged),
+                Observed::Conflict(c) => bail!("{c}"),
+                Observed::Todo(_) => {}
+            }
+            let kept = cx.host.path(&st.kept_old);
+            let meta = fs::metadata(&old).with_context(|| format!("reading {}", old.display()))?;
+            fs::rename(&old, &kept)
+                .with_context(|| format!("renaming {} to {}", old.display(), kept.display()))?;
+            crate::host::fsync_dir(kept.parent().unwrap_or(Path::new("/")))
+                .with_context(|| format!("syncing the parent of {}", kept.display()))?;
+            let wanted = engine::placeholder_dirs(cx.host, &st.instance, &st.old_datadir);
+            let new_ones: Vec<PathBuf> = wanted
+                .into_iter()
+                .filter(|p| !cx.host.path(p).exists())
+                .collect();
+            if !new_ones.is_empty() {
+                st.placeholders.extend(new_ones.iter().cloned());
+                (cx.save)(st)?;
+            }
+            for p in &new_ones {
+                let hp = cx.host.path(p);
+                fs::create_dir_all(&hp).with_context(|| format!("creating {}", p.display()))?;
+                std::os::unix::fs::chown(&hp, Some(meta.uid()), Some(meta.gid()))
+                    .with_context(|| format!("chown {}", p.display()))?;
+                fs::set_permissions(&hp, fs::Permissions::from_mode(meta.mode() & 0o7777))
+                    .with_context(|| format!("chmod {}", p.display()))?;
+            }
+            Ok(Outcome::Changed)
+        }
+        Step::Start => Ok(outcome(engine::start(
+            cx.exec,
+            &st.instance.unit,
+            &cx.wait,
+        )?)),
+        Step::Health => {
+            engine::health(
+                cx.host,
+                cx.exec,
+                &st.instance,
+                Some(&st.new_datadir),
+                &cx.wait,
+            )?;
+            Ok(Outcome::Unchanged)
+        }
+    }
+}
+
+/// One step's result for reports and JSON events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepReport {
+    pub step: Step,
+    pub observed: Observed,
+    pub outcome: Outcome,
+}
+
+/// Run every step in order: observe, apply when not done, report through `on_step`. Stops at
+/// the first error (the state record is already saved; re-running resumes).
+pub fn run(
+    cx: &mut Ctx,
+    st: &mut RelocateState,
+    on_step: &mut dyn FnMut(&StepReport),
+) -> Result<Vec<StepReport>> {
+    let mut out = Vec::new();
+    for step in STEPS {
+        let observed = observe(cx, st, step)?;
+        let outcome = match &observed {
+            Observed::Done => Outcome::Unchanged,
+            Observed::Conflict(c) => bail!("{}: {c}", step.name()),
+            Observed::Todo(_) => {
+                apply(cx, st, step).with_context(|| format!("relocation step {}", step.name()))?
+            }
+        };
+        let r = StepReport {
+            step,
+            observed,
+            outcome,
+        };
+        on_step(&r);
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Put the previous datadir and configuration back (B11): stop, restore the files dbhost
+/// changed, reload, remove placeholders, rename the kept datadir back, start if it was running
+/// and check health on the old datadir. Each step is idempotent. Writes the database accepted
+/// on the new datadir are NOT copied back; the new datadir is left in place.
+pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome)>> {
+    let mut out = Vec::new();
+    let old = cx.host.path(&st.old_datadir);
+    let kept = cx.host.path(&st.kept_old);
+    let needs_restore = st
+        .saved_files
+        .iter()
+        .any(|s| fs::read_to_string(cx.host.path(&s.path)).ok() != s.before);
+    let needs_rename = kept.is_dir();
+    let stopped = if needs_restore || needs_rename {
+        engine::stop(cx.exec, &st.instance.unit, &cx.wait)?
+    } else {
+        false
+    };
+    out.push(("stop".to_string(), outcome(stopped)));
+    let mut restored = false;
+    for s in &st.saved_files {
+        let p = cx.host.path(&s.path);
+        let now = fs::read_to_string(&p).ok();
+        if now == s.before {
+            continue;
+        }
+        match &s.before {
+            Some(text) => {
+                atomic_write(&p, text.as_bytes(), s.mode.unwrap_or(0o644))
+                    .with_context(|| format!("restoring {}", s.path.display()))?;
+            }
+            None => {
+                fs::remove_file(&p).with_context(|| format!("removing {}", s.path.display()))?;
+                if let Some(dir) = p.parent() {
+                    if dir.extension().is_some_and(|e| e == "d") && is_empty_dir(dir) {
+                        let _ = fs::remove_dir(dir);
+                    }
+                }
+            }
+        }
+        restored = true;
+    }
+    if restored {
+        for c in engine::reload_commands(cx.host, &st.instance) {
+            cx.exec.run(&c)?;
+        }
+    }
+    out.push(("restore-config".to_string(), outcome(restored)));
+    let mut renamed = false;
+    if kept.is_dir() {
+        for p in st.placeholders.iter().rev() {
+            let hp = cx.host.path(p);
+            if hp.is_dir() {
+                fs::remove_dir(&hp).with_context(|| {
+                    format!(
+                        "removing placeholder {} (it should be empty; move its content away)",
+                        p.display()
+                    )
+                })?;
+            }
+        }
+        if old.exists() {
+            bail!(
+                "cannot rename {} back: {} exists",
+                st.kept_old.display(),
+                st.old_datadir.display()
+            );
+        }
+        fs::rename(&kept, &old)
+            .with_context(|| format!("renaming {} to {}", kept.display(), old.display()))?;
+        renamed = true;
+    }
+    out.push(("restore-datadir".to_string(), outcome(renamed)));
+    let started = if st.was_running {
+        let s = engine::start(cx.exec, &st.instance.unit, &cx.wait)?;
+        engine::health(
+            cx.host,
+            cx.exec,
+            &st.instance,
+            Some(&st.old_datadir),
+            &cx.wait,
+        )?;
+        s
+    } else {
+        false
+    };
+    out.push(("start".to_string(), outcome(started)));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

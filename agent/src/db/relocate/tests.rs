@@ -1,0 +1,491 @@
+//! The whole relocation against a fake host tree and a stateful fake database server (an
+//! `Exec` that models systemctl and the SQL client). The real servers run only in the QEMU
+//! guests.
+
+use super::*;
+use crate::host::{CommandSpec, ExecOutput};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A fake MariaDB/PostgreSQL: `systemctl start` reads the configured datadir from the fake tree
+/// (refusing to start when it is missing, like the real server), the client answers `SELECT 1`
+/// and the datadir only while running.
+struct FakeDb {
+    host: Host,
+    engine: Engine,
+    serving: Mutex<Option<PathBuf>>,
+    log: Mutex<Vec<String>>,
+}
+
+impl FakeDb {
+    fn new(host: &Host, engine: Engine, running: bool) -> Self {
+        let db = FakeDb {
+            host: host.clone(),
+            engine,
+            serving: Mutex::new(None),
+            log: Mutex::new(Vec::new()),
+        };
+        if running {
+            let d = db.configured();
+            *db.serving.lock().unwrap() = Some(d);
+        }
+        db
+    }
+    fn configured(&self) -> PathBuf {
+        engine::discover_with(
+            &self.host,
+            &crate::host::FakeExec::new(),
+            self.engine,
+            false,
+        )
+        .unwrap()
+        .config_datadir
+    }
+    fn serving(&self) -> Option<PathBuf> {
+        self.serving.lock().unwrap().clone()
+    }
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn ok(stdout: &str) -> ExecOutput {
+    ExecOutput {
+        status: 0,
+        stdout: stdout.into(),
+        stderr: String::new(),
+    }
+}
+
+fn fail(status: i32, stderr: &str) -> ExecOutput {
+    ExecOutput {
+        status,
+        stdout: String::new(),
+        stderr: stderr.into(),
+    }
+}
+
+impl Exec for FakeDb {
+    fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
+        let line = cmd.display();
+        self.log.lock().unwrap().push(line.clone());
+        let mut serving = self.serving.lock().unwrap();
+        let a: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
+        Ok(match (cmd.program.as_str(), a.as_slice()) {
+            ("systemctl", ["is-active", "--quiet", _]) => {
+                if serving.is_some() {
+                    ok("")
+                } else {
+                    fail(3, "")
+                }
+            }
+            ("systemctl", ["stop", _]) => {
+                *serving = None;
+                ok("")
+            }
+            ("systemctl", ["start", _]) => {
+                let d = self.configured();
+                if !self.host.path(&d).join("marker").is_file() {
+                    return Ok(fail(1, "datadir missing or empty"));
+                }
+                *serving = Some(d);
+                ok("")
+            }
+            ("systemctl", ["daemon-reload"]) => ok(""),
+            (_, args) if serving.is_some() => {
+                let sql = args.last().copied().unwrap_or("");
+                match sql {
+                    "SELECT 1" => ok("1\n"),
+                    "SELECT @@datadir" | "SHOW data_directory" => {
+                        ok(&format!("{}/\n", serving.as_ref().unwrap().display()))
+                    }
+                    _ => fail(1, "unknown query"),
+                }
+            }
+            _ => fail(1, "Can't connect to local server through socket"),
+        })
+    }
+}
+
+fn put(root: &Path, abs: &str, text: &str) {
+    let p = root.join(abs.trim_start_matches('/'));
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
+}
+
+fn mariadb_host(root: &Path) {
+    put(
+        root,
+        "/etc/mysql/my.cnf",
+        "[client-server]\n!includedir /etc/mysql/conf.d/\n!includedir /etc/mysql/mariadb.conf.d/\n",
+    );
+    put(
+        root,
+        "/etc/mysql/mariadb.conf.d/50-server.cnf",
+        "[mysqld]\n#datadir = /var/lib/mysql\n",
+    );
+    put(root, "/lib/systemd/system/mariadb.service", "");
+    let dd = root.join("var/lib/mysql");
+    put(root, "/var/lib/mysql/marker", "the old datadir");
+    put(root, "/var/lib/mysql/ibdata1", &"x".repeat(100_000));
+    put(root, "/var/lib/mysql/mysql/user.frm", "users");
+    put(root, "/var/lib/mysql/db1/t1.ibd", &"t".repeat(40_000));
+    fs::set_permissions(&dd, fs::Permissions::from_mode(0o750)).unwrap();
+    fs::create_dir_all(root.join("data")).unwrap();
+}
+
+struct Env {
+    _d: tempfile::TempDir,
+    host: Host,
+    db: FakeDb,
+    journal: PathBuf,
+}
+
+fn env(running: bool) -> Env {
+    let d = tempfile::tempdir().unwrap();
+    mariadb_host(d.path());
+    let host = Host::with_root(d.path());
+    let db = FakeDb::new(&host, Engine::Mariadb, running);
+    let journal = d.path().join("var/lib/dbhost/relocate.json");
+    Env {
+        _d: d,
+        host,
+        db,
+        journal,
+    }
+}
+
+fn copts() -> CopyOptions {
+    CopyOptions {
+        buf_size: 64 << 10,
+        hot_window: Duration::ZERO,
+        margin_bytes: Some(0),
+        ..Default::default()
+    }
+}
+
+fn no_wait() -> Wait {
+    Wait {
+        attempts: 3,
+        delay: Duration::from_secs(1),
+        sleep: |_| {},
+    }
+}
+
+fn fresh_state(e: &Env) -> RelocateState {
+    let inst = engine::discover_with(&e.host, &e.db, Engine::Mariadb, true).unwrap();
+    RelocateState::new(
+        inst,
+        Path::new("/data/mysql"),
+        "20261122T010203Z",
+        Path::new("/var/lib/dbhost"),
+    )
+}
+
+fn load(e: &Env) -> RelocateState {
+    serde_json::from_slice(&fs::read(&e.journal).unwrap()).unwrap()
+}
+
+/// Run `f` with a context whose `save` writes the journal file.
+fn with_ctx<T>(e: &Env, opts: CopyOptions, f: impl FnOnce(&mut Ctx) -> T) -> T {
+    let journal = e.journal.clone();
+    let mut save = move |s: &RelocateState| -> Result<()> {
+        atomic_write(&journal, &serde_json::to_vec(s)?, 0o600)?;
+        Ok(())
+    };
+    let mut progress = |_p: Progress| {};
+    let mut cx = Ctx {
+        host: &e.host,
+        exec: &e.db,
+        copy: opts,
+        wait: no_wait(),
+        progress: &mut progress,
+        save: &mut save,
+    };
+    f(&mut cx)
+}
+
+fn run_all(e: &Env, st: &mut RelocateState) -> Result<Vec<StepReport>> {
+    let r = with_ctx(e, copts(), |cx| run(cx, st, &mut |_| {}));
+    atomic_write(&e.journal, &serde_json::to_vec(st).unwrap(), 0o600).unwrap();
+    r
+}
+
+fn assert_relocated(e: &Env, st: &RelocateState) {
+    let root = e.host.root();
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/data/mysql")));
+    assert!(root
+        .join("var/lib/mysql.dbhost-old-20261122T010203Z/marker")
+        .is_file());
+    assert!(!root.join("var/lib/mysql").exists());
+    assert_eq!(
+        fs::read_to_string(root.join("etc/mysql/mariadb.conf.d/99-dbhost.cnf")).unwrap(),
+        engine::render_mysql_dropin(Path::new("/data/mysql"))
+    );
+    assert!(
+        fs::read_to_string(root.join("etc/systemd/system/mariadb.service.d/dbhost.conf"))
+            .unwrap()
+            .contains("RequiresMountsFor=/data/mysql")
+    );
+    let rep = copy::check_metadata(&e.host.path(&st.kept_old), &root.join("data/mysql")).unwrap();
+    assert!(rep.ok(), "{:?}", rep.mismatches);
+    assert_eq!(
+        fs::metadata(root.join("data/mysql")).unwrap().mode() & 0o7777,
+        0o750
+    );
+}
+
+#[test]
+fn relocates_a_running_mariadb_and_a_rerun_changes_nothing() {
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    let reps = run_all(&e, &mut st).unwrap();
+    let names: Vec<_> = reps.iter().map(|r| r.step.name()).collect();
+    assert_eq!(names, STEPS.iter().map(|s| s.name()).collect::<Vec<_>>());
+    let changed: Vec<Step> = reps
+        .iter()
+        .filter(|r| r.outcome == Outcome::Changed)
+        .map(|r| r.step)
+        .collect();
+    // nothing changed between pass 1 and the stop, so the delta pass has nothing to do
+    assert_eq!(
+        changed,
+        vec![
+            Step::Pass1,
+            Step::VerifyPass1,
+            Step::Stop,
+            Step::SwitchConfig,
+            Step::KeepOld,
+            Step::Start
+        ]
+    );
+    assert_relocated(&e, &st);
+    assert!(st.was_running);
+    // the downtime holds stop … start only, and the copy happened before the stop
+    let log = e.db.log();
+    let stop = log
+        .iter()
+        .position(|l| l == "systemctl stop mariadb.service")
+        .unwrap();
+    let start = log
+        .iter()
+        .position(|l| l == "systemctl start mariadb.service")
+        .unwrap();
+    assert!(stop < start);
+    assert!(log.contains(&"systemctl daemon-reload".to_string()));
+
+    let again = run_all(&e, &mut st).unwrap();
+    assert!(
+        again.iter().all(|r| r.outcome == Outcome::Unchanged),
+        "{again:#?}"
+    );
+    assert!(again[..9].iter().all(|r| r.observed == Observed::Done));
+    assert_relocated(&e, &st);
+}
+
+#[test]
+fn a_crash_after_any_step_converges_on_rerun() {
+    for k in 0..STEPS.len() {
+        let e = env(true);
+        let mut st = fresh_state(&e);
+        atomic_write(&e.journal, &serde_json::to_vec(&st).unwrap(), 0o600).unwrap();
+        // run the first k steps, then "crash": only the journal survives
+        with_ctx(&e, copts(), |cx| {
+            for step in &STEPS[..k] {
+                if let Observed::Todo(_) = observe(cx, &st, *step).unwrap() {
+                    apply(cx, &mut st, *step).unwrap();
+                }
+            }
+        });
+        // source changes while dbhost is down (only possible while the server runs)
+        if e.db.serving().as_deref() == Some(Path::new("/var/lib/mysql")) {
+            put(e.host.root(), "/var/lib/mysql/db1/late.ibd", "late write");
+        }
+        let mut st2 = load(&e);
+        run_all(&e, &mut st2).unwrap_or_else(|err| panic!("after step {k}: {err:#}"));
+        assert_relocated(&e, &st2);
+        if k < 4 {
+            assert!(e.host.root().join("data/mysql/db1/late.ibd").is_file());
+        }
+    }
+}
+
+#[test]
+fn too_small_target_refuses_before_any_change() {
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    let o = CopyOptions {
+        margin_bytes: Some(1 << 62),
+        ..copts()
+    };
+    let err = with_ctx(&e, o, |cx| run(cx, &mut st, &mut |_| {})).unwrap_err();
+    assert!(
+        err.chain()
+            .any(|c| c.downcast_ref::<copy::NoRoom>().is_some()),
+        "{err:#}"
+    );
+    assert!(!e.host.root().join("data/mysql").exists());
+    assert!(!e.db.log().iter().any(|l| l.contains("stop")));
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/var/lib/mysql")));
+}
+
+#[test]
+fn foreign_data_in_the_target_is_a_conflict() {
+    let e = env(true);
+    put(e.host.root(), "/data/mysql/somebody-elses", "data");
+    let mut st = fresh_state(&e);
+    let err = run_all(&e, &mut st).unwrap_err();
+    assert!(err.to_string().contains("did not copy"), "{err:#}");
+    assert!(e.host.root().join("data/mysql/somebody-elses").is_file());
+}
+
+#[test]
+fn rollback_restores_config_and_datadir() {
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    let before =
+        fs::read_to_string(e.host.root().join("etc/mysql/mariadb.conf.d/50-server.cnf")).unwrap();
+    run_all(&e, &mut st).unwrap();
+    let st = load(&e);
+    let r = with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
+    assert!(r.iter().all(|(_, o)| *o == Outcome::Changed), "{r:?}");
+    let root = e.host.root();
+    assert!(!root.join("etc/mysql/mariadb.conf.d/99-dbhost.cnf").exists());
+    assert!(!root.join("etc/systemd/system/mariadb.service.d").exists());
+    assert_eq!(
+        fs::read_to_string(root.join("etc/mysql/mariadb.conf.d/50-server.cnf")).unwrap(),
+        before
+    );
+    assert!(root.join("var/lib/mysql/marker").is_file());
+    assert!(!e.host.path(&st.kept_old).exists());
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/var/lib/mysql")));
+    assert!(
+        root.join("data/mysql/marker").is_file(),
+        "the new copy is left in place"
+    );
+    // twice: nothing to do
+    let r = with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
+    assert!(r.iter().all(|(_, o)| *o == Outcome::Unchanged), "{r:?}");
+    // and relocating again works (the manifest makes it a delta)
+    let mut st3 = fresh_state(&e);
+    st3.kept_old = PathBuf::from("/var/lib/mysql.dbhost-old-20261122T010203Z");
+    run_all(&e, &mut st3).unwrap();
+    assert_relocated(&e, &st3);
+}
+
+#[test]
+fn rollback_of_a_half_done_relocation() {
+    // crashed after the config switch, before the rename and start
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    with_ctx(&e, copts(), |cx| {
+        for step in &STEPS[..7] {
+            apply(cx, &mut st, *step).unwrap();
+        }
+    });
+    assert_eq!(e.db.serving(), None);
+    let st = load(&e);
+    with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/var/lib/mysql")));
+    assert!(!e
+        .host
+        .root()
+        .join("etc/mysql/mariadb.conf.d/99-dbhost.cnf")
+        .exists());
+}
+
+#[test]
+fn stopped_server_stays_stopped_and_is_not_health_checked_on_rollback() {
+    let e = env(false);
+    let mut st = fresh_state(&e);
+    run_all(&e, &mut st).unwrap();
+    assert!(!st.was_running);
+    assert_relocated(&e, &st);
+    let st = load(&e);
+    with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
+    assert_eq!(e.db.serving(), None);
+}
+
+#[test]
+fn postgresql_relocation() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    put(
+        r,
+        "/etc/postgresql/15/main/postgresql.conf",
+        "data_directory = '/var/lib/postgresql/15/main'\nport = 5432\n",
+    );
+    put(r, "/var/lib/postgresql/15/main/marker", "pg");
+    put(r, "/var/lib/postgresql/15/main/PG_VERSION", "15\n");
+    fs::set_permissions(
+        r.join("var/lib/postgresql/15/main"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    fs::create_dir_all(r.join("data")).unwrap();
+    let host = Host::with_root(r);
+    let db = FakeDb::new(&host, Engine::Postgresql, true);
+    let e = Env {
+        journal: r.join("var/lib/dbhost/relocate.json"),
+        _d: d,
+        host,
+        db,
+    };
+    let inst = engine::discover_with(&e.host, &e.db, Engine::Postgresql, true).unwrap();
+    assert_eq!(inst.source, engine::Source::Runtime);
+    let mut st = RelocateState::new(
+        inst,
+        Path::new("/data/postgresql/15/main"),
+        "S",
+        Path::new("/var/lib/dbhost"),
+    );
+    run_all(&e, &mut st).unwrap();
+    assert_eq!(
+        e.db.serving().as_deref(),
+        Some(Path::new("/data/postgresql/15/main"))
+    );
+    let conf =
+        fs::read_to_string(e.host.root().join("etc/postgresql/15/main/postgresql.conf")).unwrap();
+    assert!(conf.contains("data_directory = '/data/postgresql/15/main'"));
+    assert_eq!(
+        fs::metadata(e.host.root().join("data/postgresql/15/main"))
+            .unwrap()
+            .mode()
+            & 0o7777,
+        0o700
+    );
+    assert!(e
+        .db
+        .log()
+        .iter()
+        .any(|l| l.starts_with("runuser -u postgres -- psql")));
+    let again = run_all(&e, &mut st).unwrap();
+    assert!(again.iter().all(|r| r.outcome == Outcome::Unchanged));
+    let st = load(&e);
+    with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
+    let conf =
+        fs::read_to_string(e.host.root().join("etc/postgresql/15/main/postgresql.conf")).unwrap();
+    assert!(conf.contains("data_directory = '/var/lib/postgresql/15/main'"));
+    assert_eq!(
+        e.db.serving().as_deref(),
+        Some(Path::new("/var/lib/postgresql/15/main"))
+    );
+}
+
+#[test]
+fn stamps() {
+    assert_eq!(stamp_of(0), "19700101T000000Z");
+    assert_eq!(stamp_of(951_782_400), "20000229T000000Z");
+    assert_eq!(stamp_of(1_795_312_857), "20261122T020057Z");
+    assert_eq!(stamp_now().len(), 16);
+}
+
+#[test]
+fn state_record_roundtrips_as_json() {
+    let e = env(true);
+    let st = fresh_state(&e);
+    let j = serde_json::to_string(&st).unwrap();
+    assert!(j.contains("\"engine\":\"mariadb\""), "{j}");
+    let back: RelocateState = serde_json::from_str(&j).unwrap();
+    assert_eq!(back, st);
+}
