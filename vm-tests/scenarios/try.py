@@ -10,7 +10,7 @@ from harness import Boot, Disk, Scenario, dbhost_runcmd
 PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
 SQL = ("CREATE DATABASE IF NOT EXISTS shop; "
        "CREATE TABLE IF NOT EXISTS shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, item VARCHAR(40), qty INT); "
-       "INSERT INTO shop.orders (item, qty) SELECT CONCAT('item-', seq), seq MOD 7 FROM seq_1_to_1000;")
+       "USE shop; INSERT INTO shop.orders (item, qty) SELECT CONCAT('item-', seq), seq MOD 7 FROM seq_1_to_1000;")
 
 SCENARIO = Scenario(
     name="try",
