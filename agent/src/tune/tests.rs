@@ -341,6 +341,13 @@ fn overrides_replace_add_and_keep() {
         .notes
         .iter()
         .any(|n| n.contains("transparent_hugepage left untouched")));
+    // Kebab-case spelling (TOML style) names the same knob.
+    let mut ov = none();
+    ov.insert("innodb-io-capacity".into(), "3100".into());
+    ov.insert("queue.rq-affinity".into(), "2".into());
+    let s = compute(&azure_mysql(), &ov, true).unwrap();
+    assert_eq!(val(&s, "innodb_io_capacity"), "3100");
+    assert_eq!(dev_val(&s, "queue.rq_affinity", "sdd"), "2");
     // An override adds a knob that could not be computed.
     let mut ov = none();
     ov.insert("innodb_io_capacity".into(), "800".into());
