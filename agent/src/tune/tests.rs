@@ -598,6 +598,32 @@ fn gather_from_fake_tree_matches_hand_built_facts() {
 }
 
 #[test]
+fn gather_follows_device_links_and_explicit_disks() {
+    let d = fake_azure_host();
+    let r = d.path();
+    fs::create_dir_all(r.join("dev/md")).unwrap();
+    fs::write(r.join("dev/md127"), "").unwrap();
+    std::os::unix::fs::symlink("../md127", r.join("dev/md/data")).unwrap();
+    let host = Host::with_root(r);
+    let hints = GatherHints {
+        md: Some("/dev/md/data".into()),
+        ..azure_hints()
+    };
+    let f = gather(&host, &hints).unwrap();
+    assert_eq!(f.md.as_ref().unwrap().name, "md127");
+    assert_eq!(f.members.len(), 2);
+    // Explicit disks, no array: one disk → it is the filesystem device.
+    let hints = GatherHints {
+        disks: vec!["/dev/sdd".into()],
+        ..azure_hints()
+    };
+    let f = gather(&host, &hints).unwrap();
+    assert!(f.md.is_none());
+    assert_eq!(f.members[0].name, "sdd");
+    assert_eq!(f.mount_point, None);
+}
+
+#[test]
 fn gather_errors_name_what_is_missing() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "proc/meminfo", "MemTotal: 1024 kB\n");
