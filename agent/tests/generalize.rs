@@ -793,3 +793,34 @@ fn random_seed_service_is_stopped_before_its_seed_is_removed() {
         .contains(&"systemctl stop systemd-random-seed.service".to_string()));
     assert!(!t.exists("/var/lib/systemd/random-seed"));
 }
+
+/// `systemd-analyze verify` accepts the rendered units (skipped where systemd is absent).
+#[test]
+fn first_boot_units_pass_systemd_analyze_verify() {
+    use dbhost::generalize::firstboot::render_units;
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("systemd-analyze not available: skipped");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut args = vec!["verify".to_string(), "--man=no".to_string()];
+    for (name, text, _) in render_units(Path::new("/bin/true")) {
+        let p = d.path().join(name);
+        fs::write(&p, text).unwrap();
+        args.push(p.display().to_string());
+    }
+    let out = Command::new("systemd-analyze")
+        .args(&args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("dbhost-firstboot"),
+        "{err}"
+    );
+}
