@@ -491,6 +491,26 @@ fn cli_detect_table_and_json_on_every_fixture() {
         );
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains("NAME") && text.contains("VERDICT"), "{text}");
+        let inv = run_default(f);
+        let candidates = inv.disks.iter().filter(|d| d.is_candidate()).count();
+        assert!(
+            text.ends_with(&format!("{candidates} data candidate(s)\n")),
+            "{text}"
+        );
+        for d in &inv.disks {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{} ", d.name))),
+                "{f}: no row for {}",
+                d.name
+            );
+        }
+        if f == "shuffled" {
+            assert!(
+                text.contains("candidate, md member of \"dbdata\""),
+                "{text}"
+            );
+            assert!(text.contains("held by dm-0"), "{text}");
+        }
         let json = std::process::Command::new(bin)
             .args(["--output", "json", "detect", "--sysroot"])
             .arg(fixture(f))
