@@ -597,3 +597,34 @@ fn unreadable_attributes_are_reported_not_fatal() {
 fn run_at(p: &std::path::Path) -> Inventory {
     detect::detect(&Host::with_root(p), &no_imds()).unwrap()
 }
+
+#[test]
+fn cli_capture_host_then_detect_on_the_replay() {
+    let bin = env!("CARGO_BIN_EXE_dbhost");
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("cap.tar.gz");
+    let st = std::process::Command::new(bin)
+        .args(["debug", "capture-host", "--no-imds", "--sysroot"])
+        .arg(fixture("shuffled"))
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert!(String::from_utf8_lossy(&st.stdout).contains("6 disks"));
+    let out = tmp.path().join("replay");
+    std::fs::create_dir(&out).unwrap();
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(&archive).unwrap());
+    tar::Archive::new(gz).unpack(&out).unwrap();
+    let json = std::process::Command::new(bin)
+        .args(["--output", "json", "detect", "--no-imds", "--sysroot"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let inv: Inventory = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(inv, run("shuffled"));
+}
