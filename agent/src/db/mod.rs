@@ -4,6 +4,7 @@
 //! * [`copy`]: the relocation copier (pass 1 hot, pass 2 delta, verification, room check).
 //! * [`sys`]: xattr syscalls (the only `unsafe` here).
 
+pub mod bench;
 pub mod copy;
 pub mod engine;
 pub mod relocate;

@@ -578,3 +578,39 @@ fn progress_counts_bytes_monotonically() {
         .iter()
         .all(|p| p.phase == Phase::Copy && p.done <= p.total));
 }
+
+#[test]
+fn entries_vanishing_during_the_hot_pass_are_left_to_pass2() {
+    let (_d, src, dst) = setup();
+    fs::create_dir_all(src.join("zz/dropped")).unwrap();
+    fs::write(src.join("zz/dropped/t.ibd"), b"temp table").unwrap();
+    fs::write(src.join("zz/gone.ibd"), b"gone").unwrap();
+    let mut man = Manifest::new(&src, &dst);
+    let (a, b) = (src.join("zz/dropped"), src.join("zz/gone.ibd"));
+    let mut fired = false;
+    // "ibdata1" is copied before "zz/…": the database drops them meanwhile
+    let rep = pass1(
+        &src,
+        &dst,
+        &mut man,
+        &opts(),
+        &mut |_| {
+            if !fired {
+                fired = true;
+                fs::remove_dir_all(&a).unwrap();
+                fs::remove_file(&b).unwrap();
+            }
+        },
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    assert!(fired);
+    assert!(rep.vanished.contains(&"zz/gone.ibd".to_string()), "{rep:?}");
+    assert!(
+        rep.vanished.contains(&"zz/dropped/t.ibd".to_string()),
+        "{rep:?}"
+    );
+    p2(&src, &dst, &mut man);
+    assert!(verify_delta(&mut man, &opts(), &mut |_| {}).unwrap().ok());
+    assert_same(&src, &dst);
+}
