@@ -390,6 +390,8 @@ class Run:
         # generating 3072-bit RSA keys under TCG on every instance.
         ud.setdefault("ssh_deletekeys", False)
         ud.setdefault("ssh_genkeytypes", [])
+        # The minbase image has no `locales` package, so cloud-init's locale module would fail.
+        ud.setdefault("locale", "false")
         (d / "user-data").write_text("#cloud-config\n" + json.dumps(ud, indent=1) + "\n")
         (d / "meta-data").write_text(json.dumps({"instance-id": self.instance_id,
                                                  "local-hostname": self.hostname}) + "\n")

@@ -46,7 +46,7 @@ SCENARIO = Scenario(
         on_mark={"waiting-for-disks": [Delay(20), HotAdd(Disk("late", size="2G", bus="scsi", lun=1,
                                                                 serial="data-late"))]},
         job="""
-check "late disk present now" sh -c 'ls /dev/disk/by-id | grep -q data-late'
+check "late disk attached (hot-add seen by the guest)" wait_until 180 sh -c 'ls /dev/disk/by-id | grep -q data-late'
 check "dbhost waited and succeeded" test "$(cat "$VMTEST_OUT/wait.rc")" = 0
 """,
         check=check,

@@ -7,10 +7,10 @@
 //! still missing, stopping as soon as none are. On timeout the command exits 3 (refused for
 //! safety) and names what is missing.
 //!
-//! NOTE for the lead (integration): [`expectation_from_profile`] is a placeholder until profiles
-//! land: build a [`DiskExpectation`] from the profile's `[disks]` (`luns`, `expected-count`;
-//! `wait-timeout` as the default DURATION). A better predicate is "plan's disk selection is
-//! satisfied"; any `Fn(&Inventory) -> Vec<String>` fits [`wait_for_disks`].
+//! What is expected comes from the profile's `[disks]` section (its selection: LUNs, serial/model
+//! globs or every candidate; `expected-count`; each single LUN listed must be present), or from
+//! `--min-disks N`. Any `Fn(&Inventory) -> Vec<String>` fits [`wait_for_disks`]; a stricter
+//! predicate later could be "plan's disk selection is satisfied".
 
 use super::{Ctx, OutputFormat};
 use crate::detect::{self, CacheMode, DetectOptions, Disk, DiskRole, Inventory};
@@ -56,7 +56,10 @@ pub fn run(ctx: &Ctx, args: DetectArgs) -> anyhow::Result<i32> {
     let inv = match args.wait_disks {
         None => detect::detect(&ctx.host, &opts)?,
         Some(timeout) => {
-            let expect = expectation(&args)?;
+            let expect = match expectation(&args)? {
+                Ok(e) => e,
+                Err(errs) => return Ok(super::profile::report_errors(ctx, &errs)),
+            };
             let outcome = wait_for_disks(
                 || detect::detect(&ctx.host, &opts),
                 |inv| expect.missing(inv),
@@ -200,13 +203,17 @@ pub fn render_table(inv: &Inventory) -> String {
     out
 }
 
-fn expectation(args: &DetectArgs) -> anyhow::Result<DiskExpectation> {
+fn expectation(
+    args: &DetectArgs,
+) -> anyhow::Result<Result<DiskExpectation, crate::profile::ProfileErrors>> {
     match (&args.profile, args.min_disks) {
-        (Some(p), None) => expectation_from_profile(p),
-        (None, Some(n)) => Ok(DiskExpectation {
+        (Some(p), None) => {
+            Ok(crate::profile::load(p)?.map(|prof| DiskExpectation::from_profile(&prof)))
+        }
+        (None, Some(n)) => Ok(Ok(DiskExpectation {
             min_candidates: n,
-            luns: Vec::new(),
-        }),
+            ..DiskExpectation::default()
+        })),
         (Some(_), Some(_)) => Err(Failure::Usage(
             "give either --profile or --min-disks with --wait-disks, not both".into(),
         )
@@ -219,27 +226,94 @@ fn expectation(args: &DetectArgs) -> anyhow::Result<DiskExpectation> {
     }
 }
 
-/// Placeholder until profiles land (see the module note).
-fn expectation_from_profile(path: &std::path::Path) -> anyhow::Result<DiskExpectation> {
-    anyhow::bail!(
-        "reading the expected disks from profile {} is not implemented in this build; use --min-disks N",
-        path.display()
-    )
-}
-
 /// Which data disks must be present. Missing ones are described for a person.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskExpectation {
-    /// At least this many data candidates.
+    /// At least this many selected data candidates.
     pub min_candidates: usize,
-    /// These LUNs must be present as data candidates.
+    /// These LUNs must each be present as a data candidate.
     pub luns: Vec<u32>,
+    /// Which candidates count.
+    pub select: Selector,
+}
+
+/// The profile's disk selection, as far as waiting is concerned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Selector {
+    /// Every intrinsic data candidate.
+    #[default]
+    Any,
+    /// Candidates whose LUN is in one of these specs.
+    Luns(Vec<crate::profile::LunSpec>),
+    /// Candidates whose serial matches one of `serial` or whose model matches one of `model`.
+    Match {
+        serial: Vec<String>,
+        model: Vec<String>,
+    },
+}
+
+impl Selector {
+    fn selects(&self, d: &Disk) -> bool {
+        use crate::profile::units::glob_match;
+        match self {
+            Selector::Any => true,
+            Selector::Luns(specs) => d.lun.is_some_and(|l| specs.iter().any(|s| s.contains(l))),
+            Selector::Match { serial, model } => {
+                let any = |globs: &[String], v: &Option<String>| {
+                    v.as_deref()
+                        .is_some_and(|v| globs.iter().any(|g| glob_match(g, v)))
+                };
+                any(serial, &d.serial) || any(model, &d.model)
+            }
+        }
+    }
 }
 
 impl DiskExpectation {
+    /// From a profile's `[disks]`: its selection; `expected-count = N` needs N selected
+    /// candidates ("all": at least one, and every single LUN listed).
+    pub fn from_profile(p: &crate::profile::Profile) -> Self {
+        use crate::profile::{ExpectedCount, LunSpec, SelectMode};
+        let d = &p.disks;
+        let (select, luns) = match d.select_mode() {
+            SelectMode::AllCandidates => (Selector::Any, Vec::new()),
+            SelectMode::Luns => {
+                let specs = d.luns.clone().unwrap_or_default();
+                let single = specs
+                    .iter()
+                    .filter_map(|s| match s {
+                        LunSpec::One(l) => Some(*l),
+                        LunSpec::Range(..) => None,
+                    })
+                    .collect();
+                (Selector::Luns(specs), single)
+            }
+            SelectMode::Match => (
+                Selector::Match {
+                    serial: d.serial.clone().unwrap_or_default(),
+                    model: d.model.clone().unwrap_or_default(),
+                },
+                Vec::new(),
+            ),
+        };
+        let min_candidates = match d.expected_count {
+            ExpectedCount::Exactly(n) => n as usize,
+            ExpectedCount::All => luns.len().max(1),
+        };
+        DiskExpectation {
+            min_candidates,
+            luns,
+            select,
+        }
+    }
+
     /// What is still missing (empty: satisfied).
     pub fn missing(&self, inv: &Inventory) -> Vec<String> {
-        let candidates: Vec<_> = inv.disks.iter().filter(|d| d.is_candidate()).collect();
+        let candidates: Vec<_> = inv
+            .disks
+            .iter()
+            .filter(|d| d.is_candidate() && self.select.selects(d))
+            .collect();
         let mut out = Vec::new();
         for lun in &self.luns {
             if !candidates.iter().any(|d| d.lun == Some(*lun)) {
@@ -259,7 +333,7 @@ impl DiskExpectation {
         }
         if candidates.len() < self.min_candidates {
             out.push(format!(
-                "{} data candidate(s) present, {} expected",
+                "{} selected data candidate(s) present, {} expected",
                 candidates.len(),
                 self.min_candidates
             ));
@@ -438,6 +512,7 @@ mod tests {
         let want = DiskExpectation {
             min_candidates: 2,
             luns: vec![0, 1],
+            ..Default::default()
         };
         let mut clock = FakeClock(Duration::ZERO);
         let out = wait_for_disks(
@@ -459,6 +534,7 @@ mod tests {
         let want = DiskExpectation {
             min_candidates: 2,
             luns: vec![0, 1],
+            ..Default::default()
         };
         let mut clock = FakeClock(Duration::ZERO);
         let out = wait_for_disks(
@@ -481,7 +557,7 @@ mod tests {
         assert!(out
             .missing
             .iter()
-            .any(|m| m.contains("1 data candidate(s) present, 2 expected")));
+            .any(|m| m.contains("1 selected data candidate(s) present, 2 expected")));
     }
 
     #[test]
@@ -499,6 +575,7 @@ mod tests {
         let want = DiskExpectation {
             min_candidates: 2,
             luns: vec![1],
+            ..Default::default()
         };
         let m = want.missing(&i);
         assert_eq!(m.len(), 2, "{m:?}");
@@ -514,6 +591,7 @@ mod tests {
         let want = DiskExpectation {
             min_candidates: 1,
             luns: vec![],
+            ..Default::default()
         };
         let out = wait_for_disks(
             || Ok(inv(vec![disk("sda", Some(0), vec![])])),
@@ -556,5 +634,65 @@ mod tests {
         assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("soon").unwrap_err().contains("soon"));
         assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+    }
+
+    fn serial_disk(name: &str, serial: &str, lun: Option<u32>) -> Disk {
+        let mut d = disk(name, lun, vec![]);
+        d.serial = Some(serial.into());
+        d
+    }
+
+    fn profile(disks: &str) -> crate::profile::Profile {
+        let text = format!("version = 1\n[disks]\n{disks}\n[database]\nengine = \"none\"\n");
+        crate::profile::parse(&text, std::path::Path::new("test.toml")).expect("valid profile")
+    }
+
+    #[test]
+    fn expectation_from_a_lun_profile() {
+        let e = DiskExpectation::from_profile(&profile(
+            "platform = \"qemu\"\nluns = [0, 1]\nexpected-count = 2",
+        ));
+        assert_eq!((e.min_candidates, e.luns.clone()), (2, vec![0, 1]));
+        let one = inv(vec![
+            disk("sda", Some(0), vec![]),
+            disk("sdc", Some(5), vec![]),
+        ]);
+        assert_eq!(
+            e.missing(&one),
+            vec![
+                "LUN 1 is not attached".to_string(),
+                "1 selected data candidate(s) present, 2 expected".to_string()
+            ],
+            "LUN 5 is not selected and does not count"
+        );
+        let both = inv(vec![
+            disk("sda", Some(0), vec![]),
+            disk("sdb", Some(1), vec![]),
+        ]);
+        assert!(e.missing(&both).is_empty());
+    }
+
+    #[test]
+    fn expectation_from_a_serial_profile() {
+        let e = DiskExpectation::from_profile(&profile(
+            "select = \"match\"\nserial = [\"data*\"]\nexpected-count = 2",
+        ));
+        let i = inv(vec![
+            serial_disk("sda", "data-a", None),
+            serial_disk("sdb", "other", None),
+        ]);
+        assert_eq!(e.missing(&i).len(), 1);
+        let i = inv(vec![
+            serial_disk("sda", "data-a", None),
+            serial_disk("sdb", "data-b", None),
+        ]);
+        assert!(e.missing(&i).is_empty());
+        let all =
+            DiskExpectation::from_profile(&profile("select = \"match\"\nserial = [\"data*\"]"));
+        assert_eq!(
+            all.min_candidates, 1,
+            "expected-count = all waits for at least one disk"
+        );
+        assert!(!all.missing(&inv(vec![])).is_empty());
     }
 }
