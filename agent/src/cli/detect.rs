@@ -348,7 +348,7 @@ pub trait Clock {
     fn sleep(&mut self, d: Duration);
 }
 
-struct RealClock;
+pub struct RealClock;
 
 thread_local! {
     static START: Instant = Instant::now();
