@@ -551,7 +551,11 @@ pub struct ConfigFile {
     pub mode: u32,
 }
 
-pub const DROPIN_NAME: &str = "99-dbhost.cnf";
+/// The drop-in's name must sort after every packaged file in the same directory: Ubuntu's MySQL
+/// sets `datadir` in `mysql.conf.d/mysqld.cnf`, which sorts after "99-…", so "zz-".
+/// (The switch step re-reads the configuration and fails if anything still overrides it, and
+/// the health step checks the datadir the server actually serves.)
+pub const DROPIN_NAME: &str = "zz-dbhost.cnf";
 
 /// `[mysqld] datadir=` drop-in (the socket is left as configured).
 pub fn render_mysql_dropin(new_datadir: &Path) -> String {

@@ -200,6 +200,14 @@ fn load_manifest(cx: &Ctx, st: &RelocateState) -> Manifest {
     )
 }
 
+/// Placeholder directories the engine needs at the old location that do not exist yet.
+fn missing_placeholders(cx: &Ctx, st: &RelocateState) -> Vec<PathBuf> {
+    engine::placeholder_dirs(cx.host, &st.instance, &st.old_datadir)
+        .into_iter()
+        .filter(|p| !cx.host.path(p).exists())
+        .collect()
+}
+
 fn render(cx: &Ctx, st: &RelocateState) -> Result<Vec<engine::ConfigFile>> {
     engine::render_switch(cx.host, &st.instance, &st.new_datadir)
 }
@@ -295,8 +303,17 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
         Step::KeepOld => {
             let kept = cx.host.path(&st.kept_old).is_dir();
             let old_is_ours = !old.exists() || st.placeholders.contains(&st.old_datadir);
+            let missing = missing_placeholders(cx, st);
             match (kept, old_is_ours) {
-                (true, true) => Observed::Done,
+                (true, true) if missing.is_empty() => Observed::Done,
+                (true, true) => Observed::Todo(format!(
+                    "create placeholder {}",
+                    missing
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
                 (false, true) if !old.exists() => Observed::Conflict(format!(
                     "neither {} nor {} exists",
                     st.old_datadir.display(),
@@ -440,21 +457,27 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                 Observed::Todo(_) => {}
             }
             let kept = cx.host.path(&st.kept_old);
-            let meta = fs::metadata(&old).with_context(|| format!("reading {}", old.display()))?;
-            fs::rename(&old, &kept)
-                .with_context(|| format!("renaming {} to {}", old.display(), kept.display()))?;
-            crate::host::fsync_dir(kept.parent().unwrap_or(Path::new("/")))
-                .with_context(|| format!("syncing the parent of {}", kept.display()))?;
-            let wanted = engine::placeholder_dirs(cx.host, &st.instance, &st.old_datadir);
-            let new_ones: Vec<PathBuf> = wanted
-                .into_iter()
-                .filter(|p| !cx.host.path(p).exists())
+            if !kept.exists() {
+                fs::rename(&old, &kept)
+                    .with_context(|| format!("renaming {} to {}", old.display(), kept.display()))?;
+                crate::host::fsync_dir(kept.parent().unwrap_or(Path::new("/")))
+                    .with_context(|| format!("syncing the parent of {}", kept.display()))?;
+            }
+            // Placeholders get the owner and mode of the old datadir. They are recorded before
+            // they are created, so rollback knows to remove them.
+            let meta =
+                fs::metadata(&kept).with_context(|| format!("reading {}", kept.display()))?;
+            let missing = missing_placeholders(cx, st);
+            let unrecorded: Vec<PathBuf> = missing
+                .iter()
+                .filter(|p| !st.placeholders.contains(p))
+                .cloned()
                 .collect();
-            if !new_ones.is_empty() {
-                st.placeholders.extend(new_ones.iter().cloned());
+            if !unrecorded.is_empty() {
+                st.placeholders.extend(unrecorded);
                 (cx.save)(st)?;
             }
-            for p in &new_ones {
+            for p in &missing {
                 let hp = cx.host.path(p);
                 fs::create_dir_all(&hp).with_context(|| format!("creating {}", p.display()))?;
                 std::os::unix::fs::chown(&hp, Some(meta.uid()), Some(meta.gid()))

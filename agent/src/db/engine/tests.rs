@@ -113,7 +113,7 @@ fn debian_mariadb_defaults() {
     assert_eq!(
         paths,
         vec![
-            "/etc/mysql/mariadb.conf.d/99-dbhost.cnf",
+            "/etc/mysql/mariadb.conf.d/zz-dbhost.cnf",
             "/etc/systemd/system/mariadb.service.d/dbhost.conf"
         ]
     );
@@ -135,7 +135,7 @@ fn debian_mariadb_defaults() {
     assert_eq!(
         inst.source,
         Source::Config {
-            file: "/etc/mysql/mariadb.conf.d/99-dbhost.cnf".into(),
+            file: "/etc/mysql/mariadb.conf.d/zz-dbhost.cnf".into(),
             line: 3
         }
     );
@@ -240,7 +240,7 @@ fn ubuntu_mysql_apparmor_and_start_script_placeholder() {
     let files = render_switch(&host, &inst, Path::new("/data/mysql")).unwrap();
     assert_eq!(
         files[0].path,
-        Path::new("/etc/mysql/mysql.conf.d/99-dbhost.cnf")
+        Path::new("/etc/mysql/mysql.conf.d/zz-dbhost.cnf")
     );
     assert_eq!(
         files[1].path,

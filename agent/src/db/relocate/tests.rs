@@ -219,7 +219,7 @@ fn assert_relocated(e: &Env, st: &RelocateState) {
         .is_file());
     assert!(!root.join("var/lib/mysql").exists());
     assert_eq!(
-        fs::read_to_string(root.join("etc/mysql/mariadb.conf.d/99-dbhost.cnf")).unwrap(),
+        fs::read_to_string(root.join("etc/mysql/mariadb.conf.d/zz-dbhost.cnf")).unwrap(),
         engine::render_mysql_dropin(Path::new("/data/mysql"))
     );
     assert!(
@@ -350,7 +350,7 @@ fn rollback_restores_config_and_datadir() {
     let r = with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
     assert!(r.iter().all(|(_, o)| *o == Outcome::Changed), "{r:?}");
     let root = e.host.root();
-    assert!(!root.join("etc/mysql/mariadb.conf.d/99-dbhost.cnf").exists());
+    assert!(!root.join("etc/mysql/mariadb.conf.d/zz-dbhost.cnf").exists());
     assert!(!root.join("etc/systemd/system/mariadb.service.d").exists());
     assert_eq!(
         fs::read_to_string(root.join("etc/mysql/mariadb.conf.d/50-server.cnf")).unwrap(),
@@ -390,7 +390,7 @@ fn rollback_of_a_half_done_relocation() {
     assert!(!e
         .host
         .root()
-        .join("etc/mysql/mariadb.conf.d/99-dbhost.cnf")
+        .join("etc/mysql/mariadb.conf.d/zz-dbhost.cnf")
         .exists());
 }
 
@@ -488,4 +488,81 @@ fn state_record_roundtrips_as_json() {
     assert!(j.contains("\"engine\":\"mariadb\""), "{j}");
     let back: RelocateState = serde_json::from_str(&j).unwrap();
     assert_eq!(back, st);
+}
+
+#[test]
+fn ubuntu_mysql_placeholders_survive_a_crash_after_the_rename() {
+    let d = tempfile::tempdir().unwrap();
+    let r = &d.path().to_path_buf();
+    put(
+        r,
+        "/etc/mysql/my.cnf",
+        "!includedir /etc/mysql/conf.d/\n!includedir /etc/mysql/mysql.conf.d/\n",
+    );
+    put(
+        r,
+        "/etc/mysql/mysql.conf.d/mysqld.cnf",
+        "[mysqld]\ndatadir = /var/lib/mysql\n",
+    );
+    put(r, "/lib/systemd/system/mysql.service", "");
+    put(r, "/etc/apparmor.d/usr.sbin.mysqld", "profile\n");
+    put(r, "/usr/share/mysql/mysql-systemd-start", "#!/bin/sh\n");
+    put(r, "/var/lib/mysql/marker", "old");
+    put(r, "/var/lib/mysql/mysql/user.ibd", "users");
+    fs::set_permissions(r.join("var/lib/mysql"), fs::Permissions::from_mode(0o750)).unwrap();
+    fs::create_dir_all(r.join("data")).unwrap();
+    let host = Host::with_root(r);
+    let db = FakeDb::new(&host, Engine::Mysql, true);
+    let e = Env {
+        journal: r.join("var/lib/dbhost/relocate.json"),
+        _d: d,
+        host,
+        db,
+    };
+    let inst = engine::discover_with(&e.host, &e.db, Engine::Mysql, true).unwrap();
+    let mut st = RelocateState::new(
+        inst,
+        Path::new("/data/mysql"),
+        "S",
+        Path::new("/var/lib/dbhost"),
+    );
+    with_ctx(&e, copts(), |cx| {
+        for step in &STEPS[..7] {
+            apply(cx, &mut st, *step).unwrap();
+        }
+    });
+    atomic_write(&e.journal, &serde_json::to_vec(&st).unwrap(), 0o600).unwrap();
+    // crash right after the rename, before the placeholders were made
+    fs::rename(
+        r.join("var/lib/mysql"),
+        r.join("var/lib/mysql.dbhost-old-S"),
+    )
+    .unwrap();
+    let mut st = load(&e);
+    let reps = run_all(&e, &mut st).unwrap();
+    assert_eq!(reps[7].outcome, Outcome::Changed, "{reps:#?}");
+    assert!(r.join("var/lib/mysql/mysql").is_dir());
+    assert!(fs::read_dir(r.join("var/lib/mysql/mysql"))
+        .unwrap()
+        .next()
+        .is_none());
+    assert_eq!(
+        fs::metadata(r.join("var/lib/mysql")).unwrap().mode() & 0o7777,
+        0o750
+    );
+    assert!(
+        fs::read_to_string(r.join("etc/apparmor.d/local/usr.sbin.mysqld"))
+            .unwrap()
+            .contains("/data/mysql/** rwk,")
+    );
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/data/mysql")));
+    assert!(run_all(&e, &mut st)
+        .unwrap()
+        .iter()
+        .all(|r| r.outcome == Outcome::Unchanged));
+    let st = load(&e);
+    with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
+    assert!(r.join("var/lib/mysql/mysql/user.ibd").is_file());
+    assert!(!r.join("etc/apparmor.d/local/usr.sbin.mysqld").exists());
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/var/lib/mysql")));
 }
