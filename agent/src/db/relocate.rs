@@ -179,11 +179,29 @@ pub struct Ctx<'a> {
     pub progress: &'a mut dyn FnMut(Progress),
     /// Persist the state record (the journal). Called before actions that rollback depends on.
     pub save: &'a mut dyn FnMut(&RelocateState) -> Result<()>,
+    /// Refuse when the new datadir would land on the old datadir's filesystem (the data
+    /// filesystem is not mounted). Always true in production; fake-root tests turn it off.
+    pub require_separate_fs: bool,
 }
 
 fn config_switched(cx: &Ctx, st: &RelocateState) -> Result<bool> {
     let now = engine::discover_with(cx.host, cx.exec, st.engine(), false)?;
     Ok(now.config_datadir == st.new_datadir)
+}
+
+/// Same device as the nearest existing ancestor of `b`?
+fn same_fs(a: &Path, b: &Path) -> bool {
+    let mut cur = b.to_path_buf();
+    while !cur.exists() {
+        match cur.parent() {
+            Some(p) => cur = p.to_path_buf(),
+            None => return false,
+        }
+    }
+    match (fs::metadata(a), fs::metadata(&cur)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
+    }
 }
 
 fn is_empty_dir(p: &Path) -> bool {
@@ -236,6 +254,12 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
                     "the datadir {} does not exist and the configuration does not point at {}",
                     st.old_datadir.display(),
                     st.new_datadir.display()
+                ))
+            } else if cx.require_separate_fs && same_fs(&old, &new) {
+                Observed::Conflict(format!(
+                    "{} would be on the same filesystem as {}; is the data filesystem mounted?",
+                    st.new_datadir.display(),
+                    st.old_datadir.display()
                 ))
             } else if new.exists() && !is_empty_dir(&new) && !cx.host.path(&st.manifest).exists() {
                 Observed::Conflict(format!(

@@ -201,6 +201,7 @@ fn with_ctx<T>(e: &Env, opts: CopyOptions, f: impl FnOnce(&mut Ctx) -> T) -> T {
         wait: no_wait(),
         progress: &mut progress,
         save: &mut save,
+        require_separate_fs: false,
     };
     f(&mut cx)
 }
@@ -564,5 +565,30 @@ fn ubuntu_mysql_placeholders_survive_a_crash_after_the_rename() {
     with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
     assert!(r.join("var/lib/mysql/mysql/user.ibd").is_file());
     assert!(!r.join("etc/apparmor.d/local/usr.sbin.mysqld").exists());
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/var/lib/mysql")));
+}
+
+#[test]
+fn refuses_when_the_data_filesystem_is_not_mounted() {
+    // the fake tree is one filesystem: exactly the "mount missing" situation
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    let mut save = |_s: &RelocateState| -> Result<()> { Ok(()) };
+    let mut progress = |_p: Progress| {};
+    let mut cx = Ctx {
+        host: &e.host,
+        exec: &e.db,
+        copy: copts(),
+        wait: no_wait(),
+        progress: &mut progress,
+        save: &mut save,
+        require_separate_fs: true,
+    };
+    let err = run(&mut cx, &mut st, &mut |_| {}).unwrap_err();
+    assert!(
+        err.to_string().contains("is the data filesystem mounted"),
+        "{err:#}"
+    );
+    assert!(!e.host.root().join("data/mysql").exists());
     assert_eq!(e.db.serving().as_deref(), Some(Path::new("/var/lib/mysql")));
 }
