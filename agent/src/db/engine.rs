@@ -432,7 +432,7 @@ pub fn pg_set_data_directory(text: &str, new: &Path) -> String {
     s
 }
 
-/// Debian clusters under /etc/postgresql/<version>/<cluster>/postgresql.conf, sorted.
+/// Debian clusters under `/etc/postgresql/<version>/<cluster>/postgresql.conf`, sorted.
 pub fn pg_clusters(host: &Host) -> Vec<PgCluster> {
     let mut out = Vec::new();
     let base = host.etc("postgresql");

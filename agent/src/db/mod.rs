@@ -19,10 +19,10 @@
 //!   `Done/Todo/Conflict`, [`relocate::apply`] → `Changed/Unchanged`, [`relocate::run`] for
 //!   all of them, [`relocate::rollback`]; [`relocate::RelocateState`] is the serde record the
 //!   journal persists (saved through `Ctx::save` before anything rollback depends on).
-//! * [`bench`] — [`bench::measure_copy`]: copy/verify throughput figures for the VM benchmark.
+//! * [`mod@bench`] — [`bench::measure_copy`]: copy/verify throughput figures for the VM benchmark.
 //!
 //! External programs run only through `crate::host::Exec`; paths come from `crate::host::Host`.
-//! [`sys`] holds the xattr syscalls, the only `unsafe` in this module.
+//! `sys` holds the xattr syscalls, the only `unsafe` in this module.
 
 pub mod bench;
 pub mod copy;
