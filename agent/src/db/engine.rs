@@ -540,6 +540,55 @@ pub fn discover_with(
     }
 }
 
+/// Does `dir` (a host-mapped path) hold a datadir of `engine`? MySQL/MariaDB: a `mysql/`
+/// system schema directory plus InnoDB's `ibdata1` or `mysql.ibd`; PostgreSQL: `PG_VERSION`
+/// and `global/`. Used to adopt disks that already carry a database.
+pub fn looks_like_datadir(engine: Engine, dir: &Path) -> bool {
+    match engine {
+        Engine::Postgresql => dir.join("PG_VERSION").is_file() && dir.join("global").is_dir(),
+        _ => {
+            dir.join("mysql").is_dir()
+                && (dir.join("ibdata1").is_file() || dir.join("mysql.ibd").is_file())
+        }
+    }
+}
+
+/// What `dbhost status` shows for the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub engine: Engine,
+    pub unit: String,
+    pub active: bool,
+    /// What the configuration says.
+    pub config_datadir: PathBuf,
+    /// What the running server says (None when it does not answer).
+    pub serving_datadir: Option<PathBuf>,
+    pub healthy: bool,
+}
+
+/// Read-only status: unit state, configured and served datadir, one health query.
+pub fn status(host: &Host, exec: &dyn Exec, engine: Engine) -> Result<Status> {
+    let inst = discover_with(host, exec, engine, false)?;
+    let active = is_active(exec, &inst.unit);
+    let healthy = active
+        && exec
+            .output(&health_command(host, &inst))
+            .is_ok_and(|o| o.status == 0 && o.stdout.trim() == "1");
+    let serving_datadir = if healthy {
+        runtime_datadir(host, exec, &inst)
+    } else {
+        None
+    };
+    Ok(Status {
+        engine,
+        unit: inst.unit,
+        active,
+        config_datadir: inst.config_datadir,
+        serving_datadir,
+        healthy,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // rendering the switch
 

@@ -110,10 +110,17 @@ pub struct RelocateState {
     pub manifest: PathBuf,
     /// Was the server running when the relocation started (rollback restores that).
     pub was_running: bool,
+    /// `was_running` was recorded (by the first preflight).
+    #[serde(default)]
+    pub running_recorded: bool,
     #[serde(default)]
     pub saved_files: Vec<SavedFile>,
     #[serde(default)]
     pub placeholders: Vec<PathBuf>,
+    /// Adopt: the new location already holds this engine's datadir (disks of a previous VM);
+    /// point the database at it instead of copying (the copy steps are done by definition).
+    #[serde(default)]
+    pub adopt: bool,
 }
 
 impl RelocateState {
@@ -130,7 +137,9 @@ impl RelocateState {
             new_datadir: new_datadir.to_path_buf(),
             kept_old,
             was_running: false,
+            running_recorded: false,
             saved_files: Vec::new(),
+            adopt: false,
             placeholders: Vec::new(),
         }
     }
@@ -261,6 +270,16 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
                     st.new_datadir.display(),
                     st.old_datadir.display()
                 ))
+            } else if st.adopt {
+                if engine::looks_like_datadir(st.engine(), &new) {
+                    Observed::Todo(format!("adopt the datadir at {}", st.new_datadir.display()))
+                } else {
+                    Observed::Conflict(format!(
+                        "{} does not hold a {} datadir; nothing to adopt",
+                        st.new_datadir.display(),
+                        st.engine().name()
+                    ))
+                }
             } else if new.exists() && !is_empty_dir(&new) && !cx.host.path(&st.manifest).exists() {
                 Observed::Conflict(format!(
                     "{} already holds data that dbhost did not copy; refusing to overwrite it \
@@ -271,7 +290,11 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
                 Observed::Todo("check room and paths".into())
             }
         }
-        Step::Pass1 | Step::Pass2 | Step::VerifyDelta if switched => copy_done(),
+        Step::Pass1 | Step::VerifyPass1 | Step::Pass2 | Step::VerifyDelta
+            if switched || st.adopt =>
+        {
+            copy_done()
+        }
         Step::Pass1 => Observed::Todo(format!(
             "copy {} to {} while the database runs",
             st.old_datadir.display(),
@@ -384,10 +407,13 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
             if let Observed::Conflict(c) = observe(cx, st, step)? {
                 bail!("{c}");
             }
-            copy::check_room(&old, &new, &cx.copy)?;
+            if !st.adopt {
+                copy::check_room(&old, &new, &cx.copy)?;
+            }
             // First run only: remember whether the server ran, so rollback restores that.
-            if !cx.host.path(&st.manifest).exists() {
+            if !st.running_recorded {
                 st.was_running = engine::is_active(cx.exec, &st.instance.unit);
+                st.running_recorded = true;
                 (cx.save)(st)?;
             }
             Ok(Outcome::Unchanged)
@@ -653,6 +679,32 @@ pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome
     };
     out.push(("start".to_string(), outcome(started)));
     Ok(out)
+}
+
+/// `apply --finalize`: once the server answers on the new datadir, delete the kept old one.
+/// Refuses while the server is not healthy on the new datadir. Already gone → `Unchanged`.
+pub fn finalize(cx: &mut Ctx, st: &RelocateState) -> Result<Outcome> {
+    let kept = cx.host.path(&st.kept_old);
+    if !kept.exists() {
+        return Ok(Outcome::Unchanged);
+    }
+    if !config_switched(cx, st)? {
+        bail!(
+            "the configuration does not point at {}; not deleting {}",
+            st.new_datadir.display(),
+            st.kept_old.display()
+        );
+    }
+    engine::health(
+        cx.host,
+        cx.exec,
+        &st.instance,
+        Some(&st.new_datadir),
+        &cx.wait,
+    )
+    .with_context(|| format!("not deleting {}", st.kept_old.display()))?;
+    fs::remove_dir_all(&kept).with_context(|| format!("removing {}", kept.display()))?;
+    Ok(Outcome::Changed)
 }
 
 #[cfg(test)]

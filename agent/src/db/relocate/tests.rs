@@ -592,3 +592,79 @@ fn refuses_when_the_data_filesystem_is_not_mounted() {
     assert!(!e.host.root().join("data/mysql").exists());
     assert_eq!(e.db.serving().as_deref(), Some(Path::new("/var/lib/mysql")));
 }
+
+#[test]
+fn adopts_a_datadir_already_on_the_data_disks_without_copying() {
+    let e = env(true);
+    let root = e.host.root().to_path_buf();
+    put(&root, "/data/mysql/marker", "the array's database");
+    put(&root, "/data/mysql/ibdata1", "innodb");
+    fs::create_dir_all(root.join("data/mysql/mysql")).unwrap();
+    let mut st = fresh_state(&e);
+    st.adopt = true;
+    let reps = run_all(&e, &mut st).unwrap();
+    for r in &reps[1..6] {
+        if r.step != Step::Stop {
+            assert_eq!(r.observed, Observed::Done, "{r:?}");
+        }
+    }
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/data/mysql")));
+    assert_eq!(
+        fs::read_to_string(root.join("data/mysql/marker")).unwrap(),
+        "the array's database",
+        "adopted data is served, not overwritten"
+    );
+    assert!(root
+        .join("var/lib/mysql.dbhost-old-20261122T010203Z/marker")
+        .is_file());
+    assert!(!root
+        .join("var/lib/dbhost/relocate-mariadb-manifest.json")
+        .exists());
+    // nothing to adopt → refusal
+    let e2 = env(true);
+    let mut st2 = fresh_state(&e2);
+    st2.adopt = true;
+    let err = run_all(&e2, &mut st2).unwrap_err();
+    assert!(err.to_string().contains("nothing to adopt"), "{err:#}");
+}
+
+#[test]
+fn finalize_deletes_the_kept_datadir_only_when_healthy() {
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    run_all(&e, &mut st).unwrap();
+    let kept = e.host.path(&st.kept_old);
+    assert!(kept.is_dir());
+    // server down: refuse
+    e.db.output(&CommandSpec::new("systemctl").args(["stop", "mariadb.service"]))
+        .unwrap();
+    let err = with_ctx(&e, copts(), |cx| finalize(cx, &st)).unwrap_err();
+    assert!(err.to_string().contains("not deleting"), "{err:#}");
+    assert!(kept.is_dir());
+    e.db.output(&CommandSpec::new("systemctl").args(["start", "mariadb.service"]))
+        .unwrap();
+    assert_eq!(
+        with_ctx(&e, copts(), |cx| finalize(cx, &st)).unwrap(),
+        Outcome::Changed
+    );
+    assert!(!kept.exists());
+    assert_eq!(
+        with_ctx(&e, copts(), |cx| finalize(cx, &st)).unwrap(),
+        Outcome::Unchanged
+    );
+}
+
+#[test]
+fn status_reports_configured_and_served_datadir() {
+    let e = env(true);
+    let s = engine::status(&e.host, &e.db, Engine::Mariadb).unwrap();
+    assert!(s.active && s.healthy);
+    assert_eq!(
+        s.serving_datadir.as_deref(),
+        Some(Path::new("/var/lib/mysql"))
+    );
+    let e = env(false);
+    let s = engine::status(&e.host, &e.db, Engine::Mariadb).unwrap();
+    assert!(!s.active && !s.healthy && s.serving_datadir.is_none());
+    assert_eq!(s.config_datadir, Path::new("/var/lib/mysql"));
+}
