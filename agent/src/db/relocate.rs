@@ -347,6 +347,9 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
                 Observed::Todo(format!("write {}", stale.join(", ")))
             }
         }
+        // Built from a discovery after the move (lost journal): nothing was moved by this
+        // record, so there is nothing to keep — and the live datadir must not be renamed.
+        Step::KeepOld if st.old_datadir == st.new_datadir => Observed::Done,
         Step::KeepOld => {
             let kept = cx.host.path(&st.kept_old).is_dir();
             let old_is_ours = !old.exists() || st.placeholders.contains(&st.old_datadir);

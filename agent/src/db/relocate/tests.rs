@@ -668,3 +668,21 @@ fn status_reports_configured_and_served_datadir() {
     assert!(!s.active && !s.healthy && s.serving_datadir.is_none());
     assert_eq!(s.config_datadir, Path::new("/var/lib/mysql"));
 }
+
+#[test]
+fn a_lost_journal_after_the_move_changes_nothing() {
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    run_all(&e, &mut st).unwrap();
+    fs::remove_file(&e.journal).unwrap();
+    // a new run discovers the server already on the new datadir
+    let mut st2 = fresh_state(&e);
+    assert_eq!(st2.old_datadir, Path::new("/data/mysql"));
+    let reps = run_all(&e, &mut st2).unwrap();
+    assert!(
+        reps.iter().all(|r| r.outcome == Outcome::Unchanged),
+        "{reps:#?}"
+    );
+    assert!(e.host.root().join("data/mysql/marker").is_file());
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/data/mysql")));
+}
