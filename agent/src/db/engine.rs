@@ -348,7 +348,18 @@ fn discover_mysql(host: &Host, exec: &dyn Exec, engine: Engine, ask: bool) -> Re
                 line: *line,
             },
         ),
-        _ => (PathBuf::from("/var/lib/mysql"), Source::Default),
+        // Debian's MariaDB from 1:11.8.6-5 defaults to /var/lib/mariadb (B1).
+        _ => {
+            let d = if engine == Engine::Mariadb
+                && !host.path("/var/lib/mysql").is_dir()
+                && host.path("/var/lib/mariadb").is_dir()
+            {
+                "/var/lib/mariadb"
+            } else {
+                "/var/lib/mysql"
+            };
+            (PathBuf::from(d), Source::Default)
+        }
     };
     let socket = cnf
         .server_value("socket")

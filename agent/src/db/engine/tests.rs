@@ -447,3 +447,16 @@ fn stop_and_start_are_idempotent_and_bounded() {
         2 + 3
     );
 }
+
+#[test]
+fn newest_debian_mariadb_default_is_var_lib_mariadb() {
+    let d = tempfile::tempdir().unwrap();
+    debian_mariadb(d.path());
+    fs::create_dir_all(d.path().join("var/lib/mariadb")).unwrap();
+    let host = Host::with_root(d.path());
+    let inst = discover(&host, &FakeExec::new(), Engine::Mariadb).unwrap();
+    assert_eq!(inst.datadir, Path::new("/var/lib/mariadb"));
+    fs::create_dir_all(d.path().join("var/lib/mysql")).unwrap();
+    let inst = discover(&host, &FakeExec::new(), Engine::Mariadb).unwrap();
+    assert_eq!(inst.datadir, Path::new("/var/lib/mysql"));
+}
