@@ -1071,7 +1071,11 @@ fn run_pass(
                     let created = ensure_dir(&dpath)?;
                     (entry_from(&s.meta), created)
                 }
-                Kind::File if s.meta.nlink() > 1 && leaders.contains_key(&s.meta.ino()) => {
+                Kind::File
+                    if s.meta.nlink() > 1
+                        && leaders.contains_key(&s.meta.ino())
+                        && man.entries.contains_key(&leaders[&s.meta.ino()]) =>
+                {
                     let leader = leaders[&s.meta.ino()].clone();
                     let lpath = cx.dst.join(&leader);
                     let lino = fs::symlink_metadata(&lpath)
