@@ -47,7 +47,7 @@ SCENARIO = Scenario(
                                                                 serial="data-late"))]},
         job="""
 check "late disk attached (hot-add seen by the guest)" wait_until 180 sh -c 'ls /dev/disk/by-id | grep -q data-late'
-check "dbhost waited and succeeded" test "$(cat "$VMTEST_OUT/wait.rc")" = 0
+check "dbhost waited and succeeded" sh -c 'cat "$VMTEST_OUT"/wait.out "$VMTEST_OUT"/wait.err | tail -c 1500; test "$(cat "$VMTEST_OUT"/wait.rc)" = 0'
 """,
         check=check,
     )],
