@@ -65,12 +65,20 @@ impl Ctxd {
             sh.state = None;
             return Ok(());
         }
-        let st = RelocateState::new(
+        let mut st = RelocateState::new(
             inst,
             &self.target,
             &relocate::stamp_now(),
             Path::new("/var/lib/dbhost"),
         );
+        // Decision R2 (docs/operator-notes.md): the mount already holds a datadir of this
+        // engine that dbhost did not copy in this run (disks adopted from an earlier VM):
+        // point the database at it instead of copying.
+        // Only a datadir whose relocation finished (marker on the data filesystem, written after
+        // the health check) is adopted: a half-copied one is never taken for a datadir.
+        st.adopt = dbe::looks_like_datadir(self.engine, &cx.host.path(&self.target))
+            && cx.host.path(complete_marker(&self.target)).exists()
+            && !cx.host.path(&st.manifest).exists();
         cx.journal
             .set_data(JOURNAL_KEY, serde_json::to_value(&st)?)?;
         sh.state = Some(st);
@@ -135,6 +143,7 @@ impl Step for RelocStep {
             wait: Default::default(),
             progress: &mut prog,
             save: &mut save,
+            require_separate_fs: true,
         };
         Ok(map_obs(relocate::observe(&rcx, st, self.step)?))
     }
@@ -162,8 +171,20 @@ impl Step for RelocStep {
             wait: Default::default(),
             progress: &mut prog,
             save: &mut save,
+            require_separate_fs: true,
         };
         let out = relocate::apply(&mut rcx, &mut st, self.step)?;
+        if self.step == relocate::Step::Health {
+            let m = cx.host.path(complete_marker(&st.new_datadir));
+            let body = serde_json::json!({
+                "engine": st.engine().name(),
+                "datadir": st.new_datadir,
+                "previous_datadir": st.old_datadir,
+                "completed": crate::apply::journal::now(),
+            });
+            crate::host::atomic_write(&m, serde_json::to_string_pretty(&body)?.as_bytes(), 0o644)
+                .with_context(|| format!("writing {}", m.display()))?;
+        }
         cx.journal
             .set_data(JOURNAL_KEY, serde_json::to_value(&st)?)?;
         self.d.shared.borrow_mut().state = Some(st);
@@ -172,6 +193,17 @@ impl Step for RelocStep {
             relocate::Outcome::Unchanged => Outcome::Unchanged,
         })
     }
+}
+
+/// A file on the data filesystem, next to the datadir, written once a relocation finished
+/// (verified copy, switched, healthy). State on the device: a new VM with these disks adopts
+/// the datadir only when it is there.
+pub fn complete_marker(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "datadir".into());
+    target.with_file_name(format!(".dbhost-{name}.complete"))
 }
 
 /// The relocation steps for a plan's database section.

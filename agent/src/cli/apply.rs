@@ -142,10 +142,7 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
             let _ = super::output::print_event(e);
         }
     });
-    let dry = match dry {
-        Ok(r) => r,
-        Err(e) => return Err(e),
-    };
+    let dry = dry?;
     let todo = dry
         .steps
         .iter()
@@ -445,6 +442,7 @@ pub fn run_rollback(ctx: &Ctx, a: RollbackArgs) -> Result<i32> {
             wait: Default::default(),
             progress: &mut prog,
             save: &mut save,
+            require_separate_fs: true,
         };
         for (what, out) in crate::db::relocate::rollback(&mut rcx, st)? {
             println!("database: {what}: {out:?}");
