@@ -491,6 +491,26 @@ fn cli_detect_table_and_json_on_every_fixture() {
         );
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains("NAME") && text.contains("VERDICT"), "{text}");
+        let inv = run_default(f);
+        let candidates = inv.disks.iter().filter(|d| d.is_candidate()).count();
+        assert!(
+            text.ends_with(&format!("{candidates} data candidate(s)\n")),
+            "{text}"
+        );
+        for d in &inv.disks {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{} ", d.name))),
+                "{f}: no row for {}",
+                d.name
+            );
+        }
+        if f == "shuffled" {
+            assert!(
+                text.contains("candidate, md member of \"dbdata\""),
+                "{text}"
+            );
+            assert!(text.contains("held by dm-0"), "{text}");
+        }
         let json = std::process::Command::new(bin)
             .args(["--output", "json", "detect", "--sysroot"])
             .arg(fixture(f))
@@ -576,4 +596,35 @@ fn unreadable_attributes_are_reported_not_fatal() {
 
 fn run_at(p: &std::path::Path) -> Inventory {
     detect::detect(&Host::with_root(p), &no_imds()).unwrap()
+}
+
+#[test]
+fn cli_capture_host_then_detect_on_the_replay() {
+    let bin = env!("CARGO_BIN_EXE_dbhost");
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("cap.tar.gz");
+    let st = std::process::Command::new(bin)
+        .args(["debug", "capture-host", "--no-imds", "--sysroot"])
+        .arg(fixture("shuffled"))
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert!(String::from_utf8_lossy(&st.stdout).contains("6 disks"));
+    let out = tmp.path().join("replay");
+    std::fs::create_dir(&out).unwrap();
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(&archive).unwrap());
+    tar::Archive::new(gz).unpack(&out).unwrap();
+    let json = std::process::Command::new(bin)
+        .args(["--output", "json", "detect", "--no-imds", "--sysroot"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let inv: Inventory = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(inv, run("shuffled"));
 }

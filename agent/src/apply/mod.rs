@@ -8,9 +8,12 @@
 //! The journal only makes a run resumable and reportable: state lives on the devices, and a lost
 //! journal never causes a wipe (steps re-observe the devices every time).
 
+pub mod build;
+pub mod db;
 pub mod engine;
 pub mod journal;
 pub mod step;
+pub mod tuning;
 pub mod undo;
 
 pub use engine::{run_steps, Event, Report, RunOptions, StepReport};

@@ -144,7 +144,16 @@ pub fn render_table(inv: &Inventory) -> String {
                 cache(d.cache_mode).to_string(),
                 d.stable_id().unwrap_or("-").to_string(),
                 if d.is_candidate() {
-                    "candidate".to_string()
+                    match &d.md {
+                        Some(m) => format!(
+                            "candidate, md member of {:?} ({}) role {} of {}",
+                            m.name,
+                            m.array_uuid,
+                            m.role.map_or("spare".into(), |r| r.to_string()),
+                            m.raid_disks
+                        ),
+                        None => "candidate".to_string(),
+                    }
                 } else {
                     format!(
                         "refused: {}",
@@ -339,7 +348,7 @@ pub trait Clock {
     fn sleep(&mut self, d: Duration);
 }
 
-struct RealClock;
+pub struct RealClock;
 
 thread_local! {
     static START: Instant = Instant::now();

@@ -5,31 +5,7 @@ use super::{Ctx, OutputFormat};
 use crate::plan;
 use clap::Args;
 
-// Integration point. The detection room provides
-//   `pub fn detect(host: &Host, opts: &DetectOptions) -> anyhow::Result<Inventory>`
-// with `DetectOptions { imds_endpoint: Option<String>, .. } : Default`. Until that lands in this
-// branch, `det` is a local shim with the same signature; after the merge, replace the shim module
-// by `use crate::detect as det;` (nothing else changes).
-use detect_shim as det;
-
-mod detect_shim {
-    use crate::detect::model::Inventory;
-    use crate::host::Host;
-
-    /// Mirrors the detect room's options (a subset of its fields).
-    #[derive(Debug, Clone, Default)]
-    pub struct DetectOptions {
-        pub imds_endpoint: Option<String>,
-        pub query_imds: bool,
-    }
-
-    pub fn detect(_host: &Host, opts: &DetectOptions) -> anyhow::Result<Inventory> {
-        anyhow::bail!(
-            "disk detection is not part of this build (detect room not merged yet; imds endpoint {:?}, query imds {}); use --inventory FILE",
-            opts.imds_endpoint, opts.query_imds
-        )
-    }
-}
+use crate::detect as det;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {

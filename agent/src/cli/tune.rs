@@ -47,6 +47,9 @@ pub struct TuneArgs {
     /// tuning files are removed.
     #[arg(long)]
     pub off: bool,
+    /// Also print the files dbhost writes (udev rules, sysctl.d, database drop-in, THP unit).
+    #[arg(long)]
+    pub show_files: bool,
     /// List every knob name and exit.
     #[arg(long)]
     pub list_knobs: bool,
@@ -98,13 +101,31 @@ pub fn run(ctx: &Ctx, a: TuneArgs) -> anyhow::Result<i32> {
     } else {
         tune::observe(&ctx.host, &set)
     };
+    let files = if a.show_files {
+        tune::render::render_all(&set, &facts)
+    } else {
+        vec![]
+    };
     match ctx.output {
         OutputFormat::Json => super::output::print_json(&serde_json::json!({
             "facts": facts,
             "applied": a.apply,
             "report": report,
+            "rendered": files,
         }))?,
-        OutputFormat::Text => print_text(&facts, &report, a.apply),
+        OutputFormat::Text => {
+            print_text(&facts, &report, a.apply);
+            for f in &files {
+                match &f.body {
+                    tune::render::Body::File { content, .. } => {
+                        println!("\n==> {} <==\n{}", f.path, content.trim_end())
+                    }
+                    tune::render::Body::Symlink { target } => {
+                        println!("\n==> {} -> {target}", f.path)
+                    }
+                }
+            }
+        }
     }
     Ok(crate::exit::OK)
 }

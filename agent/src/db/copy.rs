@@ -201,6 +201,8 @@ pub struct PassReport {
     pub removed: Vec<String>,
     /// Entries flagged for pass 2 because they changed while being copied.
     pub dirty: Vec<String>,
+    /// Source entries that disappeared while a hot pass was copying them.
+    pub vanished: Vec<String>,
 }
 
 impl PassReport {
@@ -543,27 +545,38 @@ fn hash_zeros(h: &mut Sha256, mut n: u64, zeros: &[u8]) {
     }
 }
 
-/// Read `src` extent by extent (holes skipped), hash the logical content, write data at the
-/// same offsets into `dst` (when given) and set its length. Returns (sha256 hex, bytes).
-fn stream(
+/// A piece of a file's logical content, in order.
+enum Chunk {
+    /// A hole of this many bytes (reads as zeros; not written).
+    Hole(u64),
+    /// `len` bytes of data at `off` in `buf`.
+    Data { off: u64, buf: Vec<u8>, len: usize },
+    /// The file ended (early, if it was truncated under us) at this size.
+    End(u64),
+}
+
+/// Walk `src` extent by extent (holes via SEEK_DATA/SEEK_HOLE), reading data into buffers from
+/// `bufs`; `emit` returns false to stop.
+fn produce(
     src: &File,
     size: u64,
-    dst: Option<&File>,
-    buf: &mut [u8],
-    zeros: &[u8],
-    tick: &mut dyn FnMut(u64),
-) -> io::Result<(String, u64)> {
-    let mut h = Sha256::new();
+    bufs: &mut dyn FnMut() -> Option<Vec<u8>>,
+    emit: &mut dyn FnMut(Chunk) -> bool,
+) -> io::Result<()> {
     let mut off = 0u64;
     let mut end = size;
     'outer: while off < end {
         let Some((data, hole)) = next_data(src, off, end)? else {
             break;
         };
-        hash_zeros(&mut h, data - off, zeros);
-        tick(data - off);
+        if data > off && !emit(Chunk::Hole(data - off)) {
+            return Ok(());
+        }
         let mut pos = data;
         while pos < hole {
+            let Some(mut buf) = bufs() else {
+                return Ok(());
+            };
             let want = ((hole - pos) as usize).min(buf.len());
             let n = src.read_at(&mut buf[..want], pos)?;
             if n == 0 {
@@ -571,27 +584,146 @@ fn stream(
                 off = pos;
                 break 'outer;
             }
-            h.update(&buf[..n]);
-            if let Some(d) = dst {
-                d.write_all_at(&buf[..n], pos)?;
+            if !emit(Chunk::Data {
+                off: pos,
+                buf,
+                len: n,
+            }) {
+                return Ok(());
             }
             pos += n as u64;
-            tick(n as u64);
         }
         off = hole;
     }
-    if off < end {
-        hash_zeros(&mut h, end - off, zeros);
-        tick(end - off);
+    if off < end && !emit(Chunk::Hole(end - off)) {
+        return Ok(());
     }
-    if let Some(d) = dst {
-        d.set_len(end)?;
+    emit(Chunk::End(end));
+    Ok(())
+}
+
+/// Consume chunks: hash, write data at the same offsets into `dst` (when given), set its length.
+struct Sink<'a> {
+    h: Sha256,
+    dst: Option<&'a File>,
+    zeros: &'a [u8],
+    end: Option<u64>,
+}
+
+impl Sink<'_> {
+    fn take(&mut self, c: &Chunk, tick: &mut dyn FnMut(u64)) -> io::Result<()> {
+        match c {
+            Chunk::Hole(n) => {
+                hash_zeros(&mut self.h, *n, self.zeros);
+                tick(*n);
+            }
+            Chunk::Data { off, buf, len } => {
+                self.h.update(&buf[..*len]);
+                if let Some(d) = self.dst {
+                    d.write_all_at(&buf[..*len], *off)?;
+                }
+                tick(*len as u64);
+            }
+            Chunk::End(e) => {
+                if let Some(d) = self.dst {
+                    d.set_len(*e)?;
+                }
+                self.end = Some(*e);
+            }
+        }
+        Ok(())
     }
-    Ok((hex::encode(h.finalize()), end))
+    fn finish(self) -> (String, u64) {
+        (hex::encode(self.h.finalize()), self.end.unwrap_or(0))
+    }
+}
+
+/// Read `src` extent by extent (holes skipped), hash the logical content, write data at the
+/// same offsets into `dst` (when given) and set its length. Returns (sha256 hex, bytes).
+/// Files larger than a few buffers are read by a helper thread so device reads overlap with
+/// hashing and writing (three buffers in flight).
+fn stream(
+    src: &File,
+    size: u64,
+    dst: Option<&File>,
+    buf: &mut Vec<u8>,
+    zeros: &[u8],
+    tick: &mut dyn FnMut(u64),
+) -> io::Result<(String, u64)> {
+    if buf.is_empty() {
+        buf.resize(1 << 20, 0);
+    }
+    let mut sink = Sink {
+        h: Sha256::new(),
+        dst,
+        zeros,
+        end: None,
+    };
+    if size <= 4 * buf.len() as u64 {
+        // Small file: one reused buffer, no thread.
+        let spare = std::cell::RefCell::new(Some(std::mem::take(buf)));
+        let mut err = None;
+        let r = produce(src, size, &mut || spare.borrow_mut().take(), &mut |c| {
+            let r = sink.take(&c, tick);
+            if let Chunk::Data { buf: b, .. } = c {
+                *spare.borrow_mut() = Some(b);
+            }
+            match r {
+                Ok(()) => true,
+                Err(e) => {
+                    err = Some(e);
+                    false
+                }
+            }
+        });
+        if let Some(b) = spare.into_inner() {
+            *buf = b;
+        }
+        r?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        return Ok(sink.finish());
+    }
+    use std::sync::mpsc::{channel, sync_channel};
+    let (tx, rx) = sync_channel::<Chunk>(2);
+    let (back_tx, back_rx) = channel::<Vec<u8>>();
+    for _ in 0..3 {
+        let _ = back_tx.send(vec![0u8; buf.len()]);
+    }
+    std::thread::scope(|sc| {
+        let reader = sc.spawn(move || {
+            produce(src, size, &mut || back_rx.recv().ok(), &mut |c| {
+                tx.send(c).is_ok()
+            })
+        });
+        let mut res = Ok(());
+        for c in rx.iter() {
+            if let Err(e) = sink.take(&c, tick) {
+                res = Err(e);
+                break;
+            }
+            if let Chunk::Data { buf: b, .. } = c {
+                let _ = back_tx.send(b);
+            }
+        }
+        drop(rx);
+        drop(back_tx);
+        let r = reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("reader thread panicked")));
+        res?;
+        r?;
+        Ok(sink.finish())
+    })
 }
 
 /// Hash a file as it is on disk (page cache dropped first so the bytes come from the device).
-pub fn hash_file(p: &Path, buf: &mut [u8], tick: &mut dyn FnMut(u64)) -> io::Result<(String, u64)> {
+pub fn hash_file(
+    p: &Path,
+    buf: &mut Vec<u8>,
+    tick: &mut dyn FnMut(u64),
+) -> io::Result<(String, u64)> {
     let f = open_src(p)?;
     let size = f.metadata()?.len();
     let _ = posix_fadvise(&f, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
@@ -933,48 +1065,63 @@ fn run_pass(
         };
         let prev = old.remove(&s.rel);
         let kind = kind_of(&s.meta).unwrap_or(Kind::File);
-        let (entry, copied) = match kind {
-            Kind::Dir => {
-                let created = ensure_dir(&dpath)?;
-                (entry_from(&s.meta), created)
-            }
-            Kind::File if s.meta.nlink() > 1 && leaders.contains_key(&s.meta.ino()) => {
-                let leader = leaders[&s.meta.ino()].clone();
-                let lpath = cx.dst.join(&leader);
-                let lino = fs::symlink_metadata(&lpath)
-                    .with_context(|| format!("reading {}", lpath.display()))?
-                    .ino();
-                let same = fs::symlink_metadata(&dpath).is_ok_and(|d| d.ino() == lino);
-                if !same {
-                    remove_any(&dpath)?;
-                    fs::hard_link(&lpath, &dpath).with_context(|| {
-                        format!("linking {} to {}", dpath.display(), lpath.display())
-                    })?;
+        let res: Result<(Entry, bool)> = (|| {
+            Ok(match kind {
+                Kind::Dir => {
+                    let created = ensure_dir(&dpath)?;
+                    (entry_from(&s.meta), created)
                 }
-                let mut e = entry_from(&s.meta);
-                e.hardlink_to = Some(leader);
-                (e, !same)
-            }
-            Kind::File => {
-                if s.meta.nlink() > 1 {
-                    leaders.insert(s.meta.ino(), s.rel.clone());
+                Kind::File
+                    if s.meta.nlink() > 1
+                        && leaders.contains_key(&s.meta.ino())
+                        && man.entries.contains_key(&leaders[&s.meta.ino()]) =>
+                {
+                    let leader = leaders[&s.meta.ino()].clone();
+                    let lpath = cx.dst.join(&leader);
+                    let lino = fs::symlink_metadata(&lpath)
+                        .with_context(|| format!("reading {}", lpath.display()))?
+                        .ino();
+                    let same = fs::symlink_metadata(&dpath).is_ok_and(|d| d.ino() == lino);
+                    if !same {
+                        remove_any(&dpath)?;
+                        fs::hard_link(&lpath, &dpath).with_context(|| {
+                            format!("linking {} to {}", dpath.display(), lpath.display())
+                        })?;
+                    }
+                    let mut e = entry_from(&s.meta);
+                    e.hardlink_to = Some(leader);
+                    (e, !same)
                 }
-                if file_up_to_date(prev.as_ref(), &s.meta, &dpath) {
-                    cx.tick(s.meta.size());
-                    (prev.clone().unwrap_or_else(|| entry_from(&s.meta)), false)
-                } else {
-                    let e = copy_regular(&mut cx, s, &dpath, mode)?;
-                    since_cp += e.size;
-                    rep.copied_bytes += e.size;
-                    (e, true)
+                Kind::File => {
+                    if s.meta.nlink() > 1 {
+                        leaders.insert(s.meta.ino(), s.rel.clone());
+                    }
+                    if file_up_to_date(prev.as_ref(), &s.meta, &dpath) {
+                        cx.tick(s.meta.size());
+                        (prev.clone().unwrap_or_else(|| entry_from(&s.meta)), false)
+                    } else {
+                        let e = copy_regular(&mut cx, s, &dpath, mode)?;
+                        since_cp += e.size;
+                        rep.copied_bytes += e.size;
+                        (e, true)
+                    }
                 }
+                Kind::Symlink => copy_symlink(s, &dpath)?,
+                Kind::Fifo | Kind::CharDev | Kind::BlockDev => {
+                    let e = entry_from(&s.meta);
+                    let c = copy_special(s, &dpath, &e)?;
+                    (e, c)
+                }
+            })
+        })();
+        let (entry, copied) = match res {
+            Ok(r) => r,
+            // The database dropped it while we were copying: pass 2 settles it.
+            Err(_) if mode == Mode::Hot && fs::symlink_metadata(&s.path).is_err() => {
+                rep.vanished.push(s.rel.clone());
+                continue;
             }
-            Kind::Symlink => copy_symlink(s, &dpath)?,
-            Kind::Fifo | Kind::CharDev | Kind::BlockDev => {
-                let e = entry_from(&s.meta);
-                let c = copy_special(s, &dpath, &e)?;
-                (e, c)
-            }
+            Err(e) => return Err(e),
         };
         if entry.dirty {
             rep.dirty.push(s.rel.clone());
@@ -1003,8 +1150,13 @@ fn run_pass(
         } else {
             dst.join(&s.rel)
         };
-        let e = &man.entries[&s.rel];
-        apply_meta(&s.path, &dpath, e)?;
+        let Some(e) = man.entries.get(&s.rel) else {
+            continue; // vanished during a hot pass
+        };
+        match apply_meta(&s.path, &dpath, e) {
+            Err(_) if mode == Mode::Hot && fs::symlink_metadata(&s.path).is_err() => {}
+            r => r?,
+        }
     }
     sync_target(dst)?;
     checkpoint(man)?;

@@ -348,7 +348,18 @@ fn discover_mysql(host: &Host, exec: &dyn Exec, engine: Engine, ask: bool) -> Re
                 line: *line,
             },
         ),
-        _ => (PathBuf::from("/var/lib/mysql"), Source::Default),
+        // Debian's MariaDB from 1:11.8.6-5 defaults to /var/lib/mariadb (B1).
+        _ => {
+            let d = if engine == Engine::Mariadb
+                && !host.path("/var/lib/mysql").is_dir()
+                && host.path("/var/lib/mariadb").is_dir()
+            {
+                "/var/lib/mariadb"
+            } else {
+                "/var/lib/mysql"
+            };
+            (PathBuf::from(d), Source::Default)
+        }
     };
     let socket = cnf
         .server_value("socket")
@@ -432,7 +443,7 @@ pub fn pg_set_data_directory(text: &str, new: &Path) -> String {
     s
 }
 
-/// Debian clusters under /etc/postgresql/<version>/<cluster>/postgresql.conf, sorted.
+/// Debian clusters under `/etc/postgresql/<version>/<cluster>/postgresql.conf`, sorted.
 pub fn pg_clusters(host: &Host) -> Vec<PgCluster> {
     let mut out = Vec::new();
     let base = host.etc("postgresql");
@@ -540,6 +551,55 @@ pub fn discover_with(
     }
 }
 
+/// Does `dir` (a host-mapped path) hold a datadir of `engine`? MySQL/MariaDB: a `mysql/`
+/// system schema directory plus InnoDB's `ibdata1` or `mysql.ibd`; PostgreSQL: `PG_VERSION`
+/// and `global/`. Used to adopt disks that already carry a database.
+pub fn looks_like_datadir(engine: Engine, dir: &Path) -> bool {
+    match engine {
+        Engine::Postgresql => dir.join("PG_VERSION").is_file() && dir.join("global").is_dir(),
+        _ => {
+            dir.join("mysql").is_dir()
+                && (dir.join("ibdata1").is_file() || dir.join("mysql.ibd").is_file())
+        }
+    }
+}
+
+/// What `dbhost status` shows for the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub engine: Engine,
+    pub unit: String,
+    pub active: bool,
+    /// What the configuration says.
+    pub config_datadir: PathBuf,
+    /// What the running server says (None when it does not answer).
+    pub serving_datadir: Option<PathBuf>,
+    pub healthy: bool,
+}
+
+/// Read-only status: unit state, configured and served datadir, one health query.
+pub fn status(host: &Host, exec: &dyn Exec, engine: Engine) -> Result<Status> {
+    let inst = discover_with(host, exec, engine, false)?;
+    let active = is_active(exec, &inst.unit);
+    let healthy = active
+        && exec
+            .output(&health_command(host, &inst))
+            .is_ok_and(|o| o.status == 0 && o.stdout.trim() == "1");
+    let serving_datadir = if healthy {
+        runtime_datadir(host, exec, &inst)
+    } else {
+        None
+    };
+    Ok(Status {
+        engine,
+        unit: inst.unit,
+        active,
+        config_datadir: inst.config_datadir,
+        serving_datadir,
+        healthy,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // rendering the switch
 
@@ -551,7 +611,11 @@ pub struct ConfigFile {
     pub mode: u32,
 }
 
-pub const DROPIN_NAME: &str = "99-dbhost.cnf";
+/// The drop-in's name must sort after every packaged file in the same directory: Ubuntu's MySQL
+/// sets `datadir` in `mysql.conf.d/mysqld.cnf`, which sorts after "99-…", so "zz-".
+/// (The switch step re-reads the configuration and fails if anything still overrides it, and
+/// the health step checks the datadir the server actually serves.)
+pub const DROPIN_NAME: &str = "zz-dbhost.cnf";
 
 /// `[mysqld] datadir=` drop-in (the socket is left as configured).
 pub fn render_mysql_dropin(new_datadir: &Path) -> String {

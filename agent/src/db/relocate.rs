@@ -110,10 +110,17 @@ pub struct RelocateState {
     pub manifest: PathBuf,
     /// Was the server running when the relocation started (rollback restores that).
     pub was_running: bool,
+    /// `was_running` was recorded (by the first preflight).
+    #[serde(default)]
+    pub running_recorded: bool,
     #[serde(default)]
     pub saved_files: Vec<SavedFile>,
     #[serde(default)]
     pub placeholders: Vec<PathBuf>,
+    /// Adopt: the new location already holds this engine's datadir (disks of a previous VM);
+    /// point the database at it instead of copying (the copy steps are done by definition).
+    #[serde(default)]
+    pub adopt: bool,
 }
 
 impl RelocateState {
@@ -130,7 +137,9 @@ impl RelocateState {
             new_datadir: new_datadir.to_path_buf(),
             kept_old,
             was_running: false,
+            running_recorded: false,
             saved_files: Vec::new(),
+            adopt: false,
             placeholders: Vec::new(),
         }
     }
@@ -179,11 +188,29 @@ pub struct Ctx<'a> {
     pub progress: &'a mut dyn FnMut(Progress),
     /// Persist the state record (the journal). Called before actions that rollback depends on.
     pub save: &'a mut dyn FnMut(&RelocateState) -> Result<()>,
+    /// Refuse when the new datadir would land on the old datadir's filesystem (the data
+    /// filesystem is not mounted). Always true in production; fake-root tests turn it off.
+    pub require_separate_fs: bool,
 }
 
 fn config_switched(cx: &Ctx, st: &RelocateState) -> Result<bool> {
     let now = engine::discover_with(cx.host, cx.exec, st.engine(), false)?;
     Ok(now.config_datadir == st.new_datadir)
+}
+
+/// Same device as the nearest existing ancestor of `b`?
+fn same_fs(a: &Path, b: &Path) -> bool {
+    let mut cur = b.to_path_buf();
+    while !cur.exists() {
+        match cur.parent() {
+            Some(p) => cur = p.to_path_buf(),
+            None => return false,
+        }
+    }
+    match (fs::metadata(a), fs::metadata(&cur)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
+    }
 }
 
 fn is_empty_dir(p: &Path) -> bool {
@@ -198,6 +225,14 @@ fn load_manifest(cx: &Ctx, st: &RelocateState) -> Manifest {
         &cx.host.path(&st.old_datadir),
         &cx.host.path(&st.new_datadir),
     )
+}
+
+/// Placeholder directories the engine needs at the old location that do not exist yet.
+fn missing_placeholders(cx: &Ctx, st: &RelocateState) -> Vec<PathBuf> {
+    engine::placeholder_dirs(cx.host, &st.instance, &st.old_datadir)
+        .into_iter()
+        .filter(|p| !cx.host.path(p).exists())
+        .collect()
 }
 
 fn render(cx: &Ctx, st: &RelocateState) -> Result<Vec<engine::ConfigFile>> {
@@ -229,6 +264,22 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
                     st.old_datadir.display(),
                     st.new_datadir.display()
                 ))
+            } else if cx.require_separate_fs && same_fs(&old, &new) {
+                Observed::Conflict(format!(
+                    "{} would be on the same filesystem as {}; is the data filesystem mounted?",
+                    st.new_datadir.display(),
+                    st.old_datadir.display()
+                ))
+            } else if st.adopt {
+                if engine::looks_like_datadir(st.engine(), &new) {
+                    Observed::Todo(format!("adopt the datadir at {}", st.new_datadir.display()))
+                } else {
+                    Observed::Conflict(format!(
+                        "{} does not hold a {} datadir; nothing to adopt",
+                        st.new_datadir.display(),
+                        st.engine().name()
+                    ))
+                }
             } else if new.exists() && !is_empty_dir(&new) && !cx.host.path(&st.manifest).exists() {
                 Observed::Conflict(format!(
                     "{} already holds data that dbhost did not copy; refusing to overwrite it \
@@ -239,7 +290,11 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
                 Observed::Todo("check room and paths".into())
             }
         }
-        Step::Pass1 | Step::Pass2 | Step::VerifyDelta if switched => copy_done(),
+        Step::Pass1 | Step::VerifyPass1 | Step::Pass2 | Step::VerifyDelta
+            if switched || st.adopt =>
+        {
+            copy_done()
+        }
         Step::Pass1 => Observed::Todo(format!(
             "copy {} to {} while the database runs",
             st.old_datadir.display(),
@@ -292,11 +347,23 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
                 Observed::Todo(format!("write {}", stale.join(", ")))
             }
         }
+        // Built from a discovery after the move (lost journal): nothing was moved by this
+        // record, so there is nothing to keep — and the live datadir must not be renamed.
+        Step::KeepOld if st.old_datadir == st.new_datadir => Observed::Done,
         Step::KeepOld => {
             let kept = cx.host.path(&st.kept_old).is_dir();
             let old_is_ours = !old.exists() || st.placeholders.contains(&st.old_datadir);
+            let missing = missing_placeholders(cx, st);
             match (kept, old_is_ours) {
-                (true, true) => Observed::Done,
+                (true, true) if missing.is_empty() => Observed::Done,
+                (true, true) => Observed::Todo(format!(
+                    "create placeholder {}",
+                    missing
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
                 (false, true) if !old.exists() => Observed::Conflict(format!(
                     "neither {} nor {} exists",
                     st.old_datadir.display(),
@@ -343,10 +410,13 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
             if let Observed::Conflict(c) = observe(cx, st, step)? {
                 bail!("{c}");
             }
-            copy::check_room(&old, &new, &cx.copy)?;
+            if !st.adopt {
+                copy::check_room(&old, &new, &cx.copy)?;
+            }
             // First run only: remember whether the server ran, so rollback restores that.
-            if !cx.host.path(&st.manifest).exists() {
+            if !st.running_recorded {
                 st.was_running = engine::is_active(cx.exec, &st.instance.unit);
+                st.running_recorded = true;
                 (cx.save)(st)?;
             }
             Ok(Outcome::Unchanged)
@@ -440,21 +510,27 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                 Observed::Todo(_) => {}
             }
             let kept = cx.host.path(&st.kept_old);
-            let meta = fs::metadata(&old).with_context(|| format!("reading {}", old.display()))?;
-            fs::rename(&old, &kept)
-                .with_context(|| format!("renaming {} to {}", old.display(), kept.display()))?;
-            crate::host::fsync_dir(kept.parent().unwrap_or(Path::new("/")))
-                .with_context(|| format!("syncing the parent of {}", kept.display()))?;
-            let wanted = engine::placeholder_dirs(cx.host, &st.instance, &st.old_datadir);
-            let new_ones: Vec<PathBuf> = wanted
-                .into_iter()
-                .filter(|p| !cx.host.path(p).exists())
+            if !kept.exists() {
+                fs::rename(&old, &kept)
+                    .with_context(|| format!("renaming {} to {}", old.display(), kept.display()))?;
+                crate::host::fsync_dir(kept.parent().unwrap_or(Path::new("/")))
+                    .with_context(|| format!("syncing the parent of {}", kept.display()))?;
+            }
+            // Placeholders get the owner and mode of the old datadir. They are recorded before
+            // they are created, so rollback knows to remove them.
+            let meta =
+                fs::metadata(&kept).with_context(|| format!("reading {}", kept.display()))?;
+            let missing = missing_placeholders(cx, st);
+            let unrecorded: Vec<PathBuf> = missing
+                .iter()
+                .filter(|p| !st.placeholders.contains(p))
+                .cloned()
                 .collect();
-            if !new_ones.is_empty() {
-                st.placeholders.extend(new_ones.iter().cloned());
+            if !unrecorded.is_empty() {
+                st.placeholders.extend(unrecorded);
                 (cx.save)(st)?;
             }
-            for p in &new_ones {
+            for p in &missing {
                 let hp = cx.host.path(p);
                 fs::create_dir_all(&hp).with_context(|| format!("creating {}", p.display()))?;
                 std::os::unix::fs::chown(&hp, Some(meta.uid()), Some(meta.gid()))
@@ -606,6 +682,32 @@ pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome
     };
     out.push(("start".to_string(), outcome(started)));
     Ok(out)
+}
+
+/// `apply --finalize`: once the server answers on the new datadir, delete the kept old one.
+/// Refuses while the server is not healthy on the new datadir. Already gone → `Unchanged`.
+pub fn finalize(cx: &mut Ctx, st: &RelocateState) -> Result<Outcome> {
+    let kept = cx.host.path(&st.kept_old);
+    if !kept.exists() {
+        return Ok(Outcome::Unchanged);
+    }
+    if !config_switched(cx, st)? {
+        bail!(
+            "the configuration does not point at {}; not deleting {}",
+            st.new_datadir.display(),
+            st.kept_old.display()
+        );
+    }
+    engine::health(
+        cx.host,
+        cx.exec,
+        &st.instance,
+        Some(&st.new_datadir),
+        &cx.wait,
+    )
+    .with_context(|| format!("not deleting {}", st.kept_old.display()))?;
+    fs::remove_dir_all(&kept).with_context(|| format!("removing {}", kept.display()))?;
+    Ok(Outcome::Changed)
 }
 
 #[cfg(test)]

@@ -371,6 +371,7 @@ mod tests {
         }
         assert!(pre_text.contains("Before=sysinit.target"));
         assert!(post_text.contains("After=mariadb.service"));
+        assert!(post_text.contains("Before=cloud-final.service"));
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub enum Action {
     /// `journalctl --relinquish-var`: journald writes to /run until the next boot, so the
     /// journal files under /var/log/journal can be removed and stay removed.
     RelinquishJournal,
+    /// `systemctl stop UNIT` when active (e.g. systemd-random-seed.service, which would write a
+    /// new seed at shutdown, after generalize removed it).
+    StopUnit(&'static str),
     /// `update-initramfs -u` while the stale marker exists (mdadm.conf changed); then drop it.
     RebuildInitramfs { will_mark: bool },
 }
@@ -267,6 +270,7 @@ impl<'a> Runner<'a> {
                 Action::StopMysql => "mysqld".into(),
                 Action::StopPostgres { .. } => "postgres".into(),
                 Action::RelinquishJournal => "journald".into(),
+                Action::StopUnit(u) => (*u).into(),
                 Action::RebuildInitramfs { .. } => "initramfs".into(),
             },
             Target::Verify(Verify::Fstab(p)) => p.display().to_string(),
@@ -381,6 +385,16 @@ impl<'a> Runner<'a> {
                 (self.live && count_entries(&j) > 0).then(|| {
                     "journalctl --relinquish-var (journald logs to /run until reboot)".into()
                 })
+            }
+            Action::StopUnit(unit) => {
+                if !self.live {
+                    None
+                } else {
+                    let out = self.exec.output(
+                        &crate::host::CommandSpec::new("systemctl").args(["is-active", unit]),
+                    )?;
+                    (out.stdout.trim() == "active").then(|| format!("systemctl stop {unit}"))
+                }
             }
             Action::RebuildInitramfs { will_mark } => (*will_mark
                 || h.path(INITRAMFS_STALE).exists())
@@ -503,6 +517,11 @@ impl<'a> Runner<'a> {
                 self.exec
                     .run(&crate::host::CommandSpec::new("journalctl").arg("--relinquish-var"))?;
                 vec!["journalctl --relinquish-var".to_string()]
+            }
+            Action::StopUnit(unit) => {
+                self.exec
+                    .run(&crate::host::CommandSpec::new("systemctl").args(["stop", unit]))?;
+                vec![format!("systemctl stop {unit}")]
             }
             Action::RebuildInitramfs { .. } => {
                 let marker = h.path(INITRAMFS_STALE);

@@ -175,6 +175,10 @@ fn log_is_provisioning(rel: &str) -> bool {
     rel.starts_with("cloud-init") || rel == "waagent.log" || rel.starts_with("azure/")
 }
 
+/// Login accounting files: truncated by their own op, not counted by `--check` (poweroff
+/// appends a shutdown record to wtmp after generalize).
+pub const LOGIN_RECORDS: &[&str] = &["wtmp", "btmp", "lastlog", "faillog"];
+
 /// Walk /var/log: journal handled separately; provisioning logs and rotated copies removed,
 /// other regular files truncated (kept for daemons that expect them, owner and mode intact).
 fn log_targets(host: &Host) -> Vec<Target> {
@@ -204,7 +208,7 @@ fn log_targets(host: &Host) -> Vec<Target> {
                 let name = name_of(&p);
                 if log_is_provisioning(&rel) || log_is_rotated(&name) {
                     out.push(Target::Remove(p));
-                } else {
+                } else if !LOGIN_RECORDS.contains(&rel.as_str()) {
                     out.push(Target::Truncate(p));
                 }
             }
@@ -236,6 +240,10 @@ pub fn build_ops(host: &Host, opts: &Options) -> Result<Vec<Op>> {
     let mysql_dd = db::mysql_datadir(host, opts.mysql_datadir.as_deref());
     let pg_dds = db::pg_datadirs(host, &opts.pg_datadirs);
     let cnf = db::read_mycnf(host);
+
+    // ---- first boot: binary, profile copy and units first, while the source files (possibly
+    // in /tmp, which prov.tmp empties) still exist. Inert until the stamp at the very end.
+    ops.extend(firstboot::install_ops(host, opts)?);
 
     // ---- database -------------------------------------------------------------------------
     let mut op = Op::new(
@@ -413,6 +421,8 @@ pub fn build_ops(host: &Host, opts: &Options) -> Result<Vec<Op>> {
         "systemd random seed and credential secret",
     );
     op.targets = vec![
+        // Stopped first: it saves a fresh seed when it stops, i.e. at the capture's poweroff.
+        Target::Action(Action::StopUnit("systemd-random-seed.service")),
         Target::Remove(PathBuf::from("/var/lib/systemd/random-seed")),
         Target::Remove(PathBuf::from("/var/lib/systemd/credential.secret")),
     ];
@@ -596,6 +606,18 @@ pub fn build_ops(host: &Host, opts: &Options) -> Result<Vec<Op>> {
     op.targets = log_targets(host);
     ops.push(op);
 
+    let mut op = Op::new(
+        Category::Provisioning,
+        "prov.login-records",
+        "login records /var/log/{wtmp,btmp,lastlog,faillog} truncated",
+    );
+    op.in_check = false;
+    op.targets = LOGIN_RECORDS
+        .iter()
+        .map(|n| Target::Truncate(Path::new("/var/log").join(n)))
+        .collect();
+    ops.push(op);
+
     // ---- storage identity -----------------------------------------------------------------
     let mut op = Op::new(
         Category::Storage,
@@ -648,8 +670,7 @@ pub fn build_ops(host: &Host, opts: &Options) -> Result<Vec<Op>> {
         .push(Target::Action(Action::RebuildInitramfs { will_mark }));
     ops.push(op);
 
-    // ---- first boot ---------------------------------------------------------------------
-    ops.extend(firstboot::install_ops(host, opts)?);
+    // ---- first boot: the stamp that arms the units comes last ------------------------------
 
     let mut op = Op::new(
         Category::FirstBoot,

@@ -703,6 +703,12 @@ pub fn create(host: &Host, exec: &dyn Exec, req: &CreateRequest) -> Result<Outco
             assemble_group(host, &g, &req.name.to_string())
         }
         CreateDecision::Create(plan) => {
+            if let Some(devnm) = resolve_md(host, plan.name.as_str()) {
+                bail!(Failure::Refused(format!(
+                    "the name {} is already used by the running array {devnm}; stop it (`dbhost md stop {}`) or choose another name",
+                    plan.name, plan.name
+                )));
+            }
             // O_EXCL probe: nothing may hold a member; close again before ADD_NEW_DISK.
             for m in &plan.members {
                 drop(open_member_excl(host, &m.facts.kname, false)?);

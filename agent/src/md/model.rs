@@ -453,6 +453,11 @@ pub enum GroupStatus {
 impl ArrayGroup {
     pub fn status(&self) -> GroupStatus {
         let mut why = self.mismatches.clone();
+        if self.raid_disks == 0 || self.raid_disks > super::superblock::MAX_DEV_LIMIT {
+            // Never size anything by an untrusted count.
+            why.push(format!("impossible raid_disks {}", self.raid_disks));
+            return GroupStatus::Inconsistent { why };
+        }
         if self.level != 0 {
             why.push(format!(
                 "RAID level {} (dbhost assembles RAID-0 only)",
@@ -973,6 +978,15 @@ mod tests {
         let g = group_of(&[("sdb", 16, 0), ("sdc", 32, 0)], 2);
         assert!(
             matches!(g[0].status(), GroupStatus::Inconsistent { why } if why[0].contains("role 0 claimed by sdb and sdc"))
+        );
+    }
+
+    #[test]
+    fn hostile_raid_disks_is_inconsistent() {
+        let mut g = group_of(&[("sdb", 16, 0)], 2);
+        g[0].raid_disks = u32::MAX;
+        assert!(
+            matches!(g[0].status(), GroupStatus::Inconsistent { why } if why[0].contains("impossible"))
         );
     }
 

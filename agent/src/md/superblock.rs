@@ -455,7 +455,8 @@ impl Superblock {
     /// role in this superblock's table, '.' when none (roles table only; no replacement/faulty
     /// detail beyond that).
     pub fn array_state(&self) -> String {
-        (0..self.raid_disks)
+        // raid_disks comes from disk: never trust it for an allocation size (found by fuzzing).
+        (0..self.raid_disks.min(MAX_DEV_LIMIT))
             .map(|slot| {
                 if self.dev_roles.iter().any(|r| u32::from(*r) == slot) {
                     'A'
@@ -498,7 +499,7 @@ impl Raid0Spec {
         let n = self.set_name.as_bytes();
         let len = n.len().min(31);
         set_name[..len].copy_from_slice(&n[..len]);
-        let max_dev = MDADM_MAX_DEV.max(self.raid_disks);
+        let max_dev = MDADM_MAX_DEV.max(self.raid_disks).min(MAX_DEV_LIMIT);
         let mut dev_roles = vec![role::SPARE; max_dev as usize];
         for (i, r) in dev_roles
             .iter_mut()
@@ -871,6 +872,15 @@ mod tests {
         // An image with nothing: nothing found.
         let blank = vec![0u8; dev as usize];
         assert!(scan(&mut Cursor::new(&blank), dev).unwrap().is_empty());
+    }
+
+    #[test]
+    fn hostile_raid_disks_is_bounded() {
+        // Regression (cargo fuzz: OOM): raid_disks = 0xffffffff must not size an allocation.
+        let mut sb = md6_spec().member(0, MEMBER_SECTORS, [1; 16]);
+        sb.raid_disks = u32::MAX;
+        let p = parse(&sb.encode()).unwrap().unwrap();
+        assert_eq!(p.array_state().len(), MAX_DEV_LIMIT as usize);
     }
 
     #[test]

@@ -305,6 +305,11 @@ pub enum RefusalReason {
         disk: String,
         size_bytes: u64,
     },
+    /// A hint added to any refusal where disks were excluded only because their cache mode is
+    /// unknown.
+    CacheModeUnknown {
+        disks: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for RefusalReason {
@@ -359,6 +364,11 @@ impl std::fmt::Display for RefusalReason {
                 f,
                 "{disk} ({size_bytes} bytes) is too small to hold md metadata and one chunk"
             ),
+            CacheModeUnknown { disks } => write!(
+                f,
+                "the host cache mode of {} is unknown (IMDS gave no answer, or this is not Azure); if you know the disks use no host caching, set disks.assume-cache-mode = \"none\"",
+                disks.join(", ")
+            ),
         }
     }
 }
@@ -374,7 +384,24 @@ pub struct PlanRefusal {
 
 impl std::error::Error for PlanRefusal {}
 
-fn refuse(inv: &Inventory, reasons: Vec<RefusalReason>, disks: Vec<DiskVerdict>) -> PlanRefusal {
+fn refuse(
+    inv: &Inventory,
+    mut reasons: Vec<RefusalReason>,
+    disks: Vec<DiskVerdict>,
+) -> PlanRefusal {
+    let unknown: Vec<String> = disks
+        .iter()
+        .filter(|d| {
+            d.reasons
+                == [DiskReason::Disk(Refusal::CacheModeNotAllowed {
+                    mode: CacheMode::Unknown,
+                })]
+        })
+        .map(|d| d.name.clone())
+        .collect();
+    if !unknown.is_empty() {
+        reasons.push(RefusalReason::CacheModeUnknown { disks: unknown });
+    }
     PlanRefusal {
         schema: PLAN_SCHEMA,
         platform: inv.platform,
@@ -498,6 +525,24 @@ pub fn plan(profile: &Profile, inv: &Inventory) -> Result<Plan, PlanRefusal> {
         decision = DisksDecision::AdoptFilesystem;
         chosen = vec![(0, sel[0])];
     } else {
+        // Say what each non-blank disk carries, so the listing explains the mix.
+        for &i in &sel {
+            if let Some(m) = &disks[i].md {
+                verdicts[i]
+                    .reasons
+                    .push(DiskReason::Plan(PlanDiskReason::NotBlank {
+                        content: vec![format!(
+                            "md superblock of array {} ({:?}), role {} of {}",
+                            m.array_uuid,
+                            m.name,
+                            m.role
+                                .map(|r| r.to_string())
+                                .unwrap_or_else(|| "spare".into()),
+                            m.raid_disks
+                        )],
+                    }));
+            }
+        }
         return Err(refuse(
             inv,
             vec![RefusalReason::Mixed {

@@ -233,7 +233,16 @@ fn cache_mode_filter_uses_assumed_mode_only_when_unknown() {
     }
     let strict = shipped("azure-mysql.toml");
     let r = plan(&strict, &i).unwrap_err();
-    assert_eq!(r.reasons, vec![RefusalReason::NoDisks]);
+    assert_eq!(
+        r.reasons,
+        vec![
+            RefusalReason::NoDisks,
+            RefusalReason::CacheModeUnknown {
+                disks: vec!["sdc".into(), "sdd".into()]
+            }
+        ]
+    );
+    assert!(r.to_string().contains("  - the host cache mode of sdc, sdd is unknown (IMDS gave no answer, or this is not Azure); if you know the disks use no host caching, set disks.assume-cache-mode = \"none\"\n"), "{r}");
     assert_eq!(
         r.disks[0].reasons,
         vec![DiskReason::Disk(Refusal::CacheModeNotAllowed {
@@ -563,6 +572,10 @@ fn mixed_blank_and_member_refuses() {
     assert_eq!(
         r.reasons[0].to_string(),
         "the selected disks are neither all blank nor exactly one complete array: blank: sdc; md members: sdd;"
+    );
+    assert_eq!(
+        r.disks[1].reasons[0].to_string(),
+        "not blank: md superblock of array 11111111:22223333:44445555:55555555 (\"any:dbdata\"), role 0 of 1"
     );
 }
 

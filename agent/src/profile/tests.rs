@@ -562,3 +562,21 @@ fn shipped_profiles_parse() {
         ]
     );
 }
+
+#[test]
+fn readme_lists_every_tuning_knob() {
+    let readme = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/README.md"),
+    )
+    .unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `tuning.overrides` |"))
+        .expect("tuning.overrides row");
+    let missing: Vec<&str> = validate::KNOBS
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| !row.contains(&format!("`{k}`")))
+        .collect();
+    assert!(missing.is_empty(), "knobs missing from README: {missing:?}");
+}

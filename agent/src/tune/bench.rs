@@ -321,16 +321,19 @@ pub fn first_nonzero(buf: &[u8]) -> Option<usize> {
 /// Blank = the first 64 KiB and the last 1 MiB are all zero (where partition tables, filesystem
 /// and md superblocks live). Returns the offset of the first non-zero byte found.
 pub fn find_data(f: &File, size: u64, path: &Path) -> Result<Option<u64>> {
-    let head = (64 * 1024).min(size) / ALIGN as u64 * ALIGN as u64;
-    let mut buf = AlignedBuf::new(head as usize, 0);
+    // 512-byte granularity: the smallest logical block size; offsets and lengths below are
+    // multiples of 4096 whenever the device size is (4Kn devices).
+    let end = size / 512 * 512;
+    let head = (64 * 1024).min(end);
     if head > 0 {
+        let mut buf = AlignedBuf::new(head as usize, 0);
         pread(f, buf.as_mut(), 0, path)?;
         if let Some(i) = first_nonzero(buf.as_slice()) {
             return Ok(Some(i as u64));
         }
     }
-    let tail_len = MIB.min(size) / ALIGN as u64 * ALIGN as u64;
-    let tail_off = (size - tail_len) / ALIGN as u64 * ALIGN as u64;
+    let tail_off = end.saturating_sub(MIB).max(head.min(end));
+    let tail_len = end - tail_off;
     if tail_len > 0 {
         let mut buf = AlignedBuf::new(tail_len as usize, 0);
         pread(f, buf.as_mut(), tail_off, path)?;
@@ -877,11 +880,96 @@ mod tests {
         // A backup GPT lives in the last sectors.
         raw.write_at(b"EFI PART", size - 512).unwrap();
         assert_eq!(find_data(&f, size, &p).unwrap(), Some(size - 512));
-        // The middle is not checked.
-        raw.write_at(b"EFI PART", size - 512).unwrap();
+        // The middle is not checked (a minimum: detection's full probe comes first).
         raw.write_at(&[0; 8], size - 512).unwrap();
         raw.write_at(b"data", 4 * MIB).unwrap();
         assert_eq!(find_data(&f, size, &p).unwrap(), None);
+    }
+
+    #[test]
+    fn blank_check_on_odd_and_tiny_sizes() {
+        let d = bench_dir_for_tests();
+        for size in [512u64, 70 * 1024, MIB + 512, 3 * MIB + 1536] {
+            let p = d.path().join(format!("img{size}"));
+            let mut data = vec![0u8; size as usize];
+            let f = {
+                fs::write(&p, &data).unwrap();
+                match open_direct(&p, false, false) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        eprintln!("skipping: {e:#}");
+                        return;
+                    }
+                }
+            };
+            assert_eq!(find_data(&f, size, &p).unwrap(), None, "size {size}");
+            // The very last sector is checked.
+            data[size as usize - 1] = 1;
+            fs::write(&p, &data).unwrap();
+            assert_eq!(
+                find_data(&f, size, &p).unwrap(),
+                Some(size - 1),
+                "size {size}"
+            );
+        }
+    }
+
+    /// Root-only tier (STYLE.md §10): a loop device over a sparse file. Runs when
+    /// `DBHOST_LOOP_TESTS=1` and root, e.g.
+    /// `DBHOST_LOOP_TESTS=1 cargo test -p dbhost loop_`.
+    #[test]
+    fn loop_bench_device_rules() {
+        if std::env::var("DBHOST_LOOP_TESTS").as_deref() != Ok("1") {
+            eprintln!("skipping: set DBHOST_LOOP_TESTS=1 (root) to run");
+            return;
+        }
+        use crate::host::{CommandSpec, Exec, RealExec};
+        let d = bench_dir_for_tests();
+        let img = d.path().join("dev.img");
+        fs::File::create(&img).unwrap().set_len(64 * MIB).unwrap();
+        let out = RealExec
+            .run(&CommandSpec::new("losetup").args([
+                "--find",
+                "--show",
+                "--direct-io=on",
+                &img.display().to_string(),
+            ]))
+            .unwrap();
+        let dev = PathBuf::from(out.stdout.trim());
+        struct Detach(PathBuf);
+        impl Drop for Detach {
+            fn drop(&mut self) {
+                let _ = RealExec.run(
+                    &CommandSpec::new("losetup")
+                        .arg("-d")
+                        .arg(self.0.display().to_string()),
+                );
+            }
+        }
+        let _detach = Detach(dev.clone());
+        let host = Host::real();
+        let mut opts = BenchOptions {
+            seconds: 0.2,
+            queue_depth: 2,
+            size: 16 * MIB,
+            max_bytes: 8 * MIB,
+            ..Default::default()
+        };
+        let rep = bench(&host, &dev, &opts).unwrap();
+        assert_eq!(rep.results.len(), 2);
+        assert_eq!(rep.skipped.len(), 2);
+        opts.destructive = true;
+        let rep = bench(&host, &dev, &opts).unwrap();
+        assert_eq!(rep.results.len(), 4);
+        // Zeros were written: still blank, a second destructive run is allowed.
+        assert!(bench(&host, &dev, &opts).is_ok());
+        // A signature makes it refuse.
+        let raw = OpenOptions::new().write(true).open(&img).unwrap();
+        raw.write_at(b"XFSB", 0).unwrap();
+        raw.sync_all().unwrap();
+        let e = bench(&host, &dev, &opts).unwrap_err();
+        assert_eq!(crate::exit::code_for(&e), crate::exit::REFUSED, "{e:#}");
+        assert!(e.to_string().contains("offset 0"), "{e}");
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub fn gather(host: &Host, hints: &GatherHints) -> Result<TuneFacts> {
 
     let md = match &hints.md {
         Some(name) => {
-            let name = name.trim_start_matches("/dev/").to_string();
+            let name = resolve_dev(host, name);
             if !host.sys(&format!("block/{name}/md")).is_dir() {
                 bail!(
                     "{name} is not an md array here ({} missing)",
@@ -153,11 +153,7 @@ pub fn gather(host: &Host, hints: &GatherHints) -> Result<TuneFacts> {
 
     let mut member_names: Vec<String> = match &md {
         Some(name) => md_members(host, name)?,
-        None => hints
-            .disks
-            .iter()
-            .map(|d| d.trim_start_matches("/dev/").to_string())
-            .collect(),
+        None => hints.disks.iter().map(|d| resolve_dev(host, d)).collect(),
     };
     if member_names.is_empty() {
         bail!(
@@ -219,6 +215,18 @@ pub fn gather(host: &Host, hints: &GatherHints) -> Result<TuneFacts> {
         fs_type,
         vm_cap_iops: hints.vm_cap_iops,
     })
+}
+
+/// "sdc", "/dev/sdc", "/dev/md/data", "/dev/disk/by-id/..." → the kernel name, following
+/// links under the host root.
+fn resolve_dev(host: &Host, s: &str) -> String {
+    let base = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    if s.contains('/') {
+        if let Some(n) = fs::canonicalize(host.path(s)).ok().and_then(|p| base(&p)) {
+            return n;
+        }
+    }
+    base(Path::new(s)).unwrap_or_else(|| s.to_string())
 }
 
 fn ram_and_cpus(host: &Host) -> Result<(u64, u32)> {

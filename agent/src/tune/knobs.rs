@@ -384,9 +384,14 @@ pub fn compute(facts: &TuneFacts, ov: &Overrides, enabled: bool) -> Result<TuneS
             notes: vec!["tuning is disabled by the profile (tuning.enabled = false)".into()],
         });
     }
-    validate_overrides(ov, facts.fs_type.as_deref())?;
+    // Profiles may spell knobs kebab-case (innodb-io-capacity): same knob.
+    let ov: Overrides = ov
+        .iter()
+        .map(|(k, v)| (k.trim().replace('-', "_"), v.trim().to_string()))
+        .collect();
+    validate_overrides(&ov, facts.fs_type.as_deref())?;
     let mut b = Builder {
-        ov,
+        ov: &ov,
         used: BTreeSet::new(),
         knobs: vec![],
         notes: vec![],

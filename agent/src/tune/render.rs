@@ -305,7 +305,8 @@ pub fn render_db(set: &TuneSet, facts: &TuneFacts) -> Option<(String, String)> {
         _ => {
             comment_lines(
                 &mut out,
-                "Read after 50-server.cnf (files are read in lexical order; the last setting wins).",
+                "Files here are read in lexical order and the last setting wins; \
+                 `dbhost tune --explain` names later files that override these.",
             );
             out.push_str("[mysqld]\n");
             MYSQL_DROPIN

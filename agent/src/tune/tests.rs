@@ -341,6 +341,13 @@ fn overrides_replace_add_and_keep() {
         .notes
         .iter()
         .any(|n| n.contains("transparent_hugepage left untouched")));
+    // Kebab-case spelling (TOML style) names the same knob.
+    let mut ov = none();
+    ov.insert("innodb-io-capacity".into(), "3100".into());
+    ov.insert("queue.rq-affinity".into(), "2".into());
+    let s = compute(&azure_mysql(), &ov, true).unwrap();
+    assert_eq!(val(&s, "innodb_io_capacity"), "3100");
+    assert_eq!(dev_val(&s, "queue.rq_affinity", "sdd"), "2");
     // An override adds a knob that could not be computed.
     let mut ov = none();
     ov.insert("innodb_io_capacity".into(), "800".into());
@@ -588,6 +595,32 @@ fn gather_from_fake_tree_matches_hand_built_facts() {
         .iter_mut()
         .for_each(|m| m.schedulers = member("x").schedulers);
     assert_eq!(f, azure_mysql());
+}
+
+#[test]
+fn gather_follows_device_links_and_explicit_disks() {
+    let d = fake_azure_host();
+    let r = d.path();
+    fs::create_dir_all(r.join("dev/md")).unwrap();
+    fs::write(r.join("dev/md127"), "").unwrap();
+    std::os::unix::fs::symlink("../md127", r.join("dev/md/data")).unwrap();
+    let host = Host::with_root(r);
+    let hints = GatherHints {
+        md: Some("/dev/md/data".into()),
+        ..azure_hints()
+    };
+    let f = gather(&host, &hints).unwrap();
+    assert_eq!(f.md.as_ref().unwrap().name, "md127");
+    assert_eq!(f.members.len(), 2);
+    // Explicit disks, no array: one disk → it is the filesystem device.
+    let hints = GatherHints {
+        disks: vec!["/dev/sdd".into()],
+        ..azure_hints()
+    };
+    let f = gather(&host, &hints).unwrap();
+    assert!(f.md.is_none());
+    assert_eq!(f.members[0].name, "sdd");
+    assert_eq!(f.mount_point, None);
 }
 
 #[test]

@@ -578,3 +578,91 @@ fn progress_counts_bytes_monotonically() {
         .iter()
         .all(|p| p.phase == Phase::Copy && p.done <= p.total));
 }
+
+#[test]
+fn entries_vanishing_during_the_hot_pass_are_left_to_pass2() {
+    let (_d, src, dst) = setup();
+    fs::create_dir_all(src.join("zz/dropped")).unwrap();
+    fs::write(src.join("zz/dropped/t.ibd"), b"temp table").unwrap();
+    fs::write(src.join("zz/gone.ibd"), b"gone").unwrap();
+    let mut man = Manifest::new(&src, &dst);
+    let (a, b) = (src.join("zz/dropped"), src.join("zz/gone.ibd"));
+    let mut fired = false;
+    // "ibdata1" is copied before "zz/…": the database drops them meanwhile
+    let rep = pass1(
+        &src,
+        &dst,
+        &mut man,
+        &opts(),
+        &mut |_| {
+            if !fired {
+                fired = true;
+                fs::remove_dir_all(&a).unwrap();
+                fs::remove_file(&b).unwrap();
+            }
+        },
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    assert!(fired);
+    assert!(rep.vanished.contains(&"zz/gone.ibd".to_string()), "{rep:?}");
+    assert!(
+        rep.vanished.contains(&"zz/dropped/t.ibd".to_string()),
+        "{rep:?}"
+    );
+    p2(&src, &dst, &mut man);
+    assert!(verify_delta(&mut man, &opts(), &mut |_| {}).unwrap().ok());
+    assert_same(&src, &dst);
+}
+
+#[test]
+fn a_source_change_during_the_downtime_pass_is_an_error() {
+    let (_d, src, dst) = setup();
+    let mut man = Manifest::new(&src, &dst);
+    p1(&src, &dst, &mut man);
+    // new since pass 1 and first in copy order, so the first progress tick is during its copy
+    let victim = src.join("a-victim");
+    fs::write(&victim, vec![8u8; 300_000]).unwrap();
+    // an old mtime, so the concurrent write below is visible despite jiffy-coarse timestamps
+    set_mtime(&victim, 1_500_000_000, 0);
+    let mut fired = false;
+    let err = pass2(&src, &dst, &mut man, &opts(), &mut |_| {
+        if !fired {
+            fired = true;
+            let f = OpenOptions::new().write(true).open(&victim).unwrap();
+            f.write_all_at(b"concurrent write", 0).unwrap();
+        }
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("is the database really stopped"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn hard_link_whose_first_name_vanished_is_copied_as_a_file() {
+    let (_d, src, dst) = setup();
+    let mut man = Manifest::new(&src, &dst);
+    let first = src.join("db1/t1.ibd");
+    let mut fired = false;
+    // the first name of the t1.ibd link group disappears before it is copied
+    let rep = pass1(
+        &src,
+        &dst,
+        &mut man,
+        &opts(),
+        &mut |_| {
+            if !fired {
+                fired = true;
+                fs::remove_file(&first).unwrap();
+            }
+        },
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    assert!(rep.vanished.contains(&"db1/t1.ibd".to_string()), "{rep:?}");
+    p2(&src, &dst, &mut man);
+    assert!(verify_delta(&mut man, &opts(), &mut |_| {}).unwrap().ok());
+    assert_same(&src, &dst);
+}

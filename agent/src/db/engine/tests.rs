@@ -113,7 +113,7 @@ fn debian_mariadb_defaults() {
     assert_eq!(
         paths,
         vec![
-            "/etc/mysql/mariadb.conf.d/99-dbhost.cnf",
+            "/etc/mysql/mariadb.conf.d/zz-dbhost.cnf",
             "/etc/systemd/system/mariadb.service.d/dbhost.conf"
         ]
     );
@@ -135,7 +135,7 @@ fn debian_mariadb_defaults() {
     assert_eq!(
         inst.source,
         Source::Config {
-            file: "/etc/mysql/mariadb.conf.d/99-dbhost.cnf".into(),
+            file: "/etc/mysql/mariadb.conf.d/zz-dbhost.cnf".into(),
             line: 3
         }
     );
@@ -240,7 +240,7 @@ fn ubuntu_mysql_apparmor_and_start_script_placeholder() {
     let files = render_switch(&host, &inst, Path::new("/data/mysql")).unwrap();
     assert_eq!(
         files[0].path,
-        Path::new("/etc/mysql/mysql.conf.d/99-dbhost.cnf")
+        Path::new("/etc/mysql/mysql.conf.d/zz-dbhost.cnf")
     );
     assert_eq!(
         files[1].path,
@@ -446,4 +446,17 @@ fn stop_and_start_are_idempotent_and_bounded() {
             .count(),
         2 + 3
     );
+}
+
+#[test]
+fn newest_debian_mariadb_default_is_var_lib_mariadb() {
+    let d = tempfile::tempdir().unwrap();
+    debian_mariadb(d.path());
+    fs::create_dir_all(d.path().join("var/lib/mariadb")).unwrap();
+    let host = Host::with_root(d.path());
+    let inst = discover(&host, &FakeExec::new(), Engine::Mariadb).unwrap();
+    assert_eq!(inst.datadir, Path::new("/var/lib/mariadb"));
+    fs::create_dir_all(d.path().join("var/lib/mysql")).unwrap();
+    let inst = discover(&host, &FakeExec::new(), Engine::Mariadb).unwrap();
+    assert_eq!(inst.datadir, Path::new("/var/lib/mysql"));
 }

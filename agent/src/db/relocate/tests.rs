@@ -201,6 +201,7 @@ fn with_ctx<T>(e: &Env, opts: CopyOptions, f: impl FnOnce(&mut Ctx) -> T) -> T {
         wait: no_wait(),
         progress: &mut progress,
         save: &mut save,
+        require_separate_fs: false,
     };
     f(&mut cx)
 }
@@ -219,7 +220,7 @@ fn assert_relocated(e: &Env, st: &RelocateState) {
         .is_file());
     assert!(!root.join("var/lib/mysql").exists());
     assert_eq!(
-        fs::read_to_string(root.join("etc/mysql/mariadb.conf.d/99-dbhost.cnf")).unwrap(),
+        fs::read_to_string(root.join("etc/mysql/mariadb.conf.d/zz-dbhost.cnf")).unwrap(),
         engine::render_mysql_dropin(Path::new("/data/mysql"))
     );
     assert!(
@@ -350,7 +351,7 @@ fn rollback_restores_config_and_datadir() {
     let r = with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
     assert!(r.iter().all(|(_, o)| *o == Outcome::Changed), "{r:?}");
     let root = e.host.root();
-    assert!(!root.join("etc/mysql/mariadb.conf.d/99-dbhost.cnf").exists());
+    assert!(!root.join("etc/mysql/mariadb.conf.d/zz-dbhost.cnf").exists());
     assert!(!root.join("etc/systemd/system/mariadb.service.d").exists());
     assert_eq!(
         fs::read_to_string(root.join("etc/mysql/mariadb.conf.d/50-server.cnf")).unwrap(),
@@ -390,7 +391,7 @@ fn rollback_of_a_half_done_relocation() {
     assert!(!e
         .host
         .root()
-        .join("etc/mysql/mariadb.conf.d/99-dbhost.cnf")
+        .join("etc/mysql/mariadb.conf.d/zz-dbhost.cnf")
         .exists());
 }
 
@@ -488,4 +489,200 @@ fn state_record_roundtrips_as_json() {
     assert!(j.contains("\"engine\":\"mariadb\""), "{j}");
     let back: RelocateState = serde_json::from_str(&j).unwrap();
     assert_eq!(back, st);
+}
+
+#[test]
+fn ubuntu_mysql_placeholders_survive_a_crash_after_the_rename() {
+    let d = tempfile::tempdir().unwrap();
+    let r = &d.path().to_path_buf();
+    put(
+        r,
+        "/etc/mysql/my.cnf",
+        "!includedir /etc/mysql/conf.d/\n!includedir /etc/mysql/mysql.conf.d/\n",
+    );
+    put(
+        r,
+        "/etc/mysql/mysql.conf.d/mysqld.cnf",
+        "[mysqld]\ndatadir = /var/lib/mysql\n",
+    );
+    put(r, "/lib/systemd/system/mysql.service", "");
+    put(r, "/etc/apparmor.d/usr.sbin.mysqld", "profile\n");
+    put(r, "/usr/share/mysql/mysql-systemd-start", "#!/bin/sh\n");
+    put(r, "/var/lib/mysql/marker", "old");
+    put(r, "/var/lib/mysql/mysql/user.ibd", "users");
+    fs::set_permissions(r.join("var/lib/mysql"), fs::Permissions::from_mode(0o750)).unwrap();
+    fs::create_dir_all(r.join("data")).unwrap();
+    let host = Host::with_root(r);
+    let db = FakeDb::new(&host, Engine::Mysql, true);
+    let e = Env {
+        journal: r.join("var/lib/dbhost/relocate.json"),
+        _d: d,
+        host,
+        db,
+    };
+    let inst = engine::discover_with(&e.host, &e.db, Engine::Mysql, true).unwrap();
+    let mut st = RelocateState::new(
+        inst,
+        Path::new("/data/mysql"),
+        "S",
+        Path::new("/var/lib/dbhost"),
+    );
+    with_ctx(&e, copts(), |cx| {
+        for step in &STEPS[..7] {
+            apply(cx, &mut st, *step).unwrap();
+        }
+    });
+    atomic_write(&e.journal, &serde_json::to_vec(&st).unwrap(), 0o600).unwrap();
+    // crash right after the rename, before the placeholders were made
+    fs::rename(
+        r.join("var/lib/mysql"),
+        r.join("var/lib/mysql.dbhost-old-S"),
+    )
+    .unwrap();
+    let mut st = load(&e);
+    let reps = run_all(&e, &mut st).unwrap();
+    assert_eq!(reps[7].outcome, Outcome::Changed, "{reps:#?}");
+    assert!(r.join("var/lib/mysql/mysql").is_dir());
+    assert!(fs::read_dir(r.join("var/lib/mysql/mysql"))
+        .unwrap()
+        .next()
+        .is_none());
+    assert_eq!(
+        fs::metadata(r.join("var/lib/mysql")).unwrap().mode() & 0o7777,
+        0o750
+    );
+    assert!(
+        fs::read_to_string(r.join("etc/apparmor.d/local/usr.sbin.mysqld"))
+            .unwrap()
+            .contains("/data/mysql/** rwk,")
+    );
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/data/mysql")));
+    assert!(run_all(&e, &mut st)
+        .unwrap()
+        .iter()
+        .all(|r| r.outcome == Outcome::Unchanged));
+    let st = load(&e);
+    with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
+    assert!(r.join("var/lib/mysql/mysql/user.ibd").is_file());
+    assert!(!r.join("etc/apparmor.d/local/usr.sbin.mysqld").exists());
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/var/lib/mysql")));
+}
+
+#[test]
+fn refuses_when_the_data_filesystem_is_not_mounted() {
+    // the fake tree is one filesystem: exactly the "mount missing" situation
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    let mut save = |_s: &RelocateState| -> Result<()> { Ok(()) };
+    let mut progress = |_p: Progress| {};
+    let mut cx = Ctx {
+        host: &e.host,
+        exec: &e.db,
+        copy: copts(),
+        wait: no_wait(),
+        progress: &mut progress,
+        save: &mut save,
+        require_separate_fs: true,
+    };
+    let err = run(&mut cx, &mut st, &mut |_| {}).unwrap_err();
+    assert!(
+        err.to_string().contains("is the data filesystem mounted"),
+        "{err:#}"
+    );
+    assert!(!e.host.root().join("data/mysql").exists());
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/var/lib/mysql")));
+}
+
+#[test]
+fn adopts_a_datadir_already_on_the_data_disks_without_copying() {
+    let e = env(true);
+    let root = e.host.root().to_path_buf();
+    put(&root, "/data/mysql/marker", "the array's database");
+    put(&root, "/data/mysql/ibdata1", "innodb");
+    fs::create_dir_all(root.join("data/mysql/mysql")).unwrap();
+    let mut st = fresh_state(&e);
+    st.adopt = true;
+    let reps = run_all(&e, &mut st).unwrap();
+    for r in &reps[1..6] {
+        if r.step != Step::Stop {
+            assert_eq!(r.observed, Observed::Done, "{r:?}");
+        }
+    }
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/data/mysql")));
+    assert_eq!(
+        fs::read_to_string(root.join("data/mysql/marker")).unwrap(),
+        "the array's database",
+        "adopted data is served, not overwritten"
+    );
+    assert!(root
+        .join("var/lib/mysql.dbhost-old-20261122T010203Z/marker")
+        .is_file());
+    assert!(!root
+        .join("var/lib/dbhost/relocate-mariadb-manifest.json")
+        .exists());
+    // nothing to adopt → refusal
+    let e2 = env(true);
+    let mut st2 = fresh_state(&e2);
+    st2.adopt = true;
+    let err = run_all(&e2, &mut st2).unwrap_err();
+    assert!(err.to_string().contains("nothing to adopt"), "{err:#}");
+}
+
+#[test]
+fn finalize_deletes_the_kept_datadir_only_when_healthy() {
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    run_all(&e, &mut st).unwrap();
+    let kept = e.host.path(&st.kept_old);
+    assert!(kept.is_dir());
+    // server down: refuse
+    e.db.output(&CommandSpec::new("systemctl").args(["stop", "mariadb.service"]))
+        .unwrap();
+    let err = with_ctx(&e, copts(), |cx| finalize(cx, &st)).unwrap_err();
+    assert!(err.to_string().contains("not deleting"), "{err:#}");
+    assert!(kept.is_dir());
+    e.db.output(&CommandSpec::new("systemctl").args(["start", "mariadb.service"]))
+        .unwrap();
+    assert_eq!(
+        with_ctx(&e, copts(), |cx| finalize(cx, &st)).unwrap(),
+        Outcome::Changed
+    );
+    assert!(!kept.exists());
+    assert_eq!(
+        with_ctx(&e, copts(), |cx| finalize(cx, &st)).unwrap(),
+        Outcome::Unchanged
+    );
+}
+
+#[test]
+fn status_reports_configured_and_served_datadir() {
+    let e = env(true);
+    let s = engine::status(&e.host, &e.db, Engine::Mariadb).unwrap();
+    assert!(s.active && s.healthy);
+    assert_eq!(
+        s.serving_datadir.as_deref(),
+        Some(Path::new("/var/lib/mysql"))
+    );
+    let e = env(false);
+    let s = engine::status(&e.host, &e.db, Engine::Mariadb).unwrap();
+    assert!(!s.active && !s.healthy && s.serving_datadir.is_none());
+    assert_eq!(s.config_datadir, Path::new("/var/lib/mysql"));
+}
+
+#[test]
+fn a_lost_journal_after_the_move_changes_nothing() {
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    run_all(&e, &mut st).unwrap();
+    fs::remove_file(&e.journal).unwrap();
+    // a new run discovers the server already on the new datadir
+    let mut st2 = fresh_state(&e);
+    assert_eq!(st2.old_datadir, Path::new("/data/mysql"));
+    let reps = run_all(&e, &mut st2).unwrap();
+    assert!(
+        reps.iter().all(|r| r.outcome == Outcome::Unchanged),
+        "{reps:#?}"
+    );
+    assert!(e.host.root().join("data/mysql/marker").is_file());
+    assert_eq!(e.db.serving().as_deref(), Some(Path::new("/data/mysql")));
 }

@@ -1,0 +1,135 @@
+//! The tuning step of `apply`: compute the knob set from facts and the profile, then apply it
+//! read-compare-write (a second run changes nothing).
+
+use super::step::{ApplyCx, Observation, Outcome, Step};
+use crate::plan::Plan;
+use crate::profile::Profile;
+use crate::tune::{self, DiskCaps, Engine, GatherHints, Overrides};
+use anyhow::Result;
+
+pub struct TuneStep {
+    enabled: bool,
+    overrides: Overrides,
+    engine: Engine,
+    caps: DiskCaps,
+    /// Single-disk profiles: the disk's kernel name.
+    disks: Vec<String>,
+}
+
+fn toml_to_string(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl TuneStep {
+    pub fn new(profile: &Profile, plan: &Plan) -> Self {
+        let engine = match profile.database.engine {
+            crate::profile::Engine::Mysql => Engine::Mysql,
+            crate::profile::Engine::Mariadb => Engine::Mariadb,
+            crate::profile::Engine::Postgresql => Engine::Postgresql,
+            crate::profile::Engine::None => Engine::None,
+        };
+        let t = &profile.tuning;
+        TuneStep {
+            enabled: t.enabled,
+            overrides: t
+                .overrides
+                .iter()
+                .map(|(k, v)| (k.clone(), toml_to_string(v)))
+                .collect(),
+            engine,
+            caps: DiskCaps {
+                mbps: t.disk_mbps,
+                iops: t.disk_iops,
+                account_type: None,
+                source: (t.disk_mbps.is_some() || t.disk_iops.is_some())
+                    .then(|| "profile".to_string()),
+            },
+            disks: if plan.array.is_none() {
+                plan.members.iter().map(|m| m.name.clone()).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn compute(&self, cx: &ApplyCx<'_>) -> Result<(tune::TuneSet, tune::TuneFacts)> {
+        let hints = GatherHints {
+            engine: Some(self.engine),
+            md: cx.facts.get("md.devnm").cloned(),
+            disks: self.disks.clone(),
+            default_caps: self.caps.clone(),
+            ..Default::default()
+        };
+        let facts = tune::gather(cx.host, &hints)?;
+        let set = tune::compute(&facts, &self.overrides, self.enabled)?;
+        Ok((set, facts))
+    }
+}
+
+impl Step for TuneStep {
+    fn id(&self) -> String {
+        "tune".into()
+    }
+    fn describe(&self) -> String {
+        if self.enabled {
+            format!(
+                "tune block queues, sysctls and {} settings persistently ({} override(s)); see `dbhost tune --explain`",
+                self.engine,
+                self.overrides.len()
+            )
+        } else {
+            "tuning off: remove dbhost's tuning files if any".into()
+        }
+    }
+    fn observe(&self, cx: &mut ApplyCx<'_>) -> Result<Observation> {
+        let (set, facts) = self.compute(cx)?;
+        let rep = tune::observe(cx.host, &set);
+        let stale_knobs = rep.knobs.iter().filter(|k| !k.in_effect).count();
+        let stale_files = tune::render::render_all(&set, &facts)
+            .into_iter()
+            .filter(|r| match &r.body {
+                tune::render::Body::File { content, .. } => {
+                    std::fs::read_to_string(cx.host.path(&r.path))
+                        .ok()
+                        .as_deref()
+                        != Some(content.as_str())
+                }
+                tune::render::Body::Symlink { target } => std::fs::read_link(cx.host.path(&r.path))
+                    .map(|t| t.display().to_string() != *target)
+                    .unwrap_or(true),
+            })
+            .count();
+        if stale_knobs == 0 && stale_files == 0 {
+            Ok(Observation::Done(format!(
+                "{} knob(s) in effect",
+                rep.knobs.len()
+            )))
+        } else {
+            Ok(Observation::Todo(format!(
+                "{stale_knobs} knob(s) to set, {stale_files} file(s) to write"
+            )))
+        }
+    }
+    fn apply(&self, cx: &mut ApplyCx<'_>) -> Result<Outcome> {
+        let (set, facts) = self.compute(cx)?;
+        for r in tune::render::render_all(&set, &facts) {
+            if matches!(r.body, tune::render::Body::File { .. }) {
+                cx.before_modify(&r.path)?;
+            }
+        }
+        let rep = tune::apply(cx.host, cx.exec, &set, &facts)?;
+        Ok(if rep.changed {
+            let n = rep
+                .knobs
+                .iter()
+                .filter(|k| matches!(k.outcome, Some(tune::apply::Outcome::Changed)))
+                .count();
+            Outcome::Changed(format!("{n} knob(s) changed"))
+        } else {
+            Outcome::Unchanged
+        })
+    }
+}
