@@ -38,6 +38,10 @@ cargo clippy --all-targets -- -D warnings
 stage "cargo test"
 cargo test --all 2>&1 | tee /tmp/dbhost-unit.log
 
+stage "static binary (build, runs without libc, same results on every fixture)"
+static_bin=$(bash scripts/build-static.sh | tail -n1)
+bash scripts/check-static.sh "$static_bin"
+
 stage "fuzz: md superblock parser (bounded)"
 # cargo-fuzz needs a nightly toolchain; where there is none, the stable proptest
 # `decode_never_panics` (run by cargo test above) covers random input. Longer runs:
@@ -64,4 +68,4 @@ if [ "${DBHOST_SKIP_VM:-0}" = 1 ]; then
   exit 0
 fi
 stage "VM suite (scripts/vm-test.sh)"
-bash scripts/vm-test.sh
+DBHOST_BIN="$static_bin" bash scripts/vm-test.sh
