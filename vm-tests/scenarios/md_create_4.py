@@ -92,6 +92,8 @@ SCENARIO = Scenario(
     description="md RAID-0 over 4 LUN disks without mdadm; data placement; mdadm image's --detail/--examine agree",
     disks=[Disk(f"d{i}", size="1G", bus="scsi", lun=i, serial=s) for i, s in enumerate(SERIALS)],
     mask=["mariadb.service", "postgresql.service"],
+    # Not in the default suite until it has passed twice in a row on the project machine.
+    suite=False,
     steps=[
         Boot(job=BOOT1),
         Host(examine_all),
