@@ -27,10 +27,11 @@ show() { # title file
   printf '\n===== %s =====\n' "$1"
   if [ -f "$2" ]; then cat "$2"; else echo "(not produced)"; fi
 }
-for step in detect plan; do
+for step in detect plan apply status; do
   show "dbhost $step (exit $(cat "$out/$step.rc" 2>/dev/null || echo '?'))" "$out/$step.out"
   [ -s "$out/$step.err" ] && { echo "--- stderr:"; cat "$out/$step.err"; }
 done
+show "guest state before dbhost (lsblk)" "$out/lsblk-before.txt"
 show "guest state after dbhost" "$out/state.txt"
 printf '\nlogs: vm-tests/runs/try/ (console-1.log, ttyS1-1.log, out-1/)\n'
 exit $rc

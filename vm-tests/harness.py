@@ -350,6 +350,16 @@ class Run:
                 subprocess.run(["cp", "--sparse=always", str(captured[d.name]), str(self.disk_path(d))], check=True)
         self.instance_id, self.hostname = instance_id, hostname
 
+    def fresh_os(self, instance_id: str, hostname: str):
+        """Make the next boot a new VM from the original OS image (a blank overlay over the
+        scenario's base image, not a capture) with the same data disks: a database host rebuilt
+        around the data disks of an earlier one (adopt)."""
+        base = self.image / ("root.img" if self.sc.variant == "base" else f"root-{self.sc.variant}.img")
+        self.root = self.dir / f"root-fresh-{instance_id}.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base.resolve()),
+                        str(self.root)], check=True)
+        self.instance_id, self.hostname = instance_id, hostname
+
     # ------------------------------------------------------------------ qemu command line
     def drive_args(self, d: Disk, index: int) -> list:
         path = self.disk_path(d)

@@ -3,7 +3,7 @@
 records the guest's state; try.sh prints it. Not part of the suite (it asserts only that the
 guest ran and MariaDB served its data).
 
-Later issues extend the runcmd list (apply) and the state shown."""
+cloud-init runs detect, plan, `apply --yes` (MariaDB moves onto the fresh array) and status."""
 
 from harness import Boot, Disk, Scenario, dbhost_runcmd
 
@@ -27,6 +27,8 @@ SCENARIO = Scenario(
         "lsblk -o NAME,SIZE,TYPE,SERIAL,MOUNTPOINTS > /run/vmtest/out/lsblk-before.txt",
         dbhost_runcmd("detect", "detect"),
         dbhost_runcmd(f"plan --profile {PROFILE}", "plan"),
+        dbhost_runcmd(f"apply --profile {PROFILE} --yes", "apply"),
+        dbhost_runcmd("status", "status"),
     ]},
     steps=[Boot(job="""
 {
@@ -37,5 +39,7 @@ SCENARIO = Scenario(
   mysql -Nse "SELECT CONCAT('datadir: ', @@datadir); SELECT CONCAT('shop.orders rows: ', COUNT(*)) FROM shop.orders"
 } > "$VMTEST_OUT/state.txt" 2>&1
 check "MariaDB serves the demo data" sh -c 'test "$(mysql -Nse "SELECT COUNT(*) FROM shop.orders")" -ge 1000'
+check "dbhost apply exited 0" test "$(cat $VMTEST_OUT/apply.rc)" = 0
+check "MariaDB serves from the array" test "$(mysql -Nse 'SELECT @@datadir')" = /datadrive/mysql/
 """)],
 )

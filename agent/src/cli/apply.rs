@@ -82,6 +82,28 @@ fn take_lock(ctx: &Ctx) -> Result<nix::fcntl::Flock<std::fs::File>> {
     }
 }
 
+/// The refusal reasons that more disks appearing could resolve (a disk attached late, a member
+/// of the array not there yet): only these are worth waiting for. A disk that is busy, holds a
+/// signature or belongs to another array stays so; waiting would only delay the refusal.
+fn waitable_reasons(reasons: &[crate::plan::RefusalReason]) -> Vec<String> {
+    use crate::plan::RefusalReason as R;
+    let waitable = |r: &R| {
+        matches!(
+            r,
+            R::NoDisks | R::CountMismatch { .. } | R::IncompleteArray { .. }
+        )
+    };
+    let hint = |r: &R| matches!(r, R::CacheModeUnknown { .. });
+    if reasons.iter().any(|r| !waitable(r) && !hint(r)) {
+        return Vec::new();
+    }
+    reasons
+        .iter()
+        .filter(|r| waitable(r))
+        .map(|r| r.to_string())
+        .collect()
+}
+
 pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
     let prof = match crate::profile::load(&a.profile)? {
         Ok(p) => p,
@@ -105,7 +127,7 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
         || crate::detect::detect(&ctx.host, &opts),
         |inv| match crate::plan::plan(&prof, inv) {
             Ok(_) => Vec::new(),
-            Err(r) => r.reasons.iter().map(|x| format!("{x:?}")).collect(),
+            Err(r) => waitable_reasons(&r.reasons),
         },
         timeout,
         &mut clock,
@@ -489,4 +511,35 @@ pub fn run_rollback(ctx: &Ctx, a: RollbackArgs) -> Result<i32> {
     }
     println!("rollback done");
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::waitable_reasons;
+    use crate::plan::RefusalReason as R;
+
+    #[test]
+    fn waits_only_for_reasons_more_disks_can_fix() {
+        let missing = vec![R::CountMismatch {
+            expected: "2".into(),
+            selected: 1,
+        }];
+        assert_eq!(waitable_reasons(&missing).len(), 1);
+        assert_eq!(waitable_reasons(&[R::NoDisks]).len(), 1);
+        // A busy disk stays busy: refuse at once, even when a count is also short.
+        let busy = vec![
+            R::Busy {
+                disks: vec!["sda".into()],
+            },
+            R::CountMismatch {
+                expected: "2".into(),
+                selected: 1,
+            },
+        ];
+        assert!(waitable_reasons(&busy).is_empty());
+        let several = vec![R::SeveralArrays {
+            array_uuids: vec!["a".into(), "b".into()],
+        }];
+        assert!(waitable_reasons(&several).is_empty());
+    }
 }

@@ -1,0 +1,74 @@
+"""Shared pieces of the MariaDB scenarios (not a scenario: the leading underscore)."""
+
+import json
+
+from harness import expect, read_text
+
+# Checksum of every base table except the ones the server rewrites on its own (statistics, logs).
+DBSUM = r"""#!/bin/bash
+set -euo pipefail
+tables=$(mysql -N -B -e "SET SESSION group_concat_max_len = 1000000; SELECT GROUP_CONCAT(CONCAT('\`',table_schema,'\`.\`',table_name,'\`') ORDER BY table_schema, table_name SEPARATOR ', ') FROM information_schema.tables WHERE table_type='BASE TABLE' AND table_schema NOT IN ('information_schema','performance_schema','sys') AND NOT (table_schema='mysql' AND table_name IN ('innodb_table_stats','innodb_index_stats','general_log','slow_log','gtid_slave_pos','transaction_registry'))")
+[ -n "$tables" ] || { echo "dbsum: no tables" >&2; exit 1; }
+mysql -N -B -e "CHECKSUM TABLE $tables EXTENDED"
+"""
+
+LOAD = r"""#!/bin/bash
+# dbload ROWS: a database `shop` with an InnoDB table of ROWS rows, a MyISAM and an Aria table.
+set -euo pipefail
+n=$1
+mysql -e "CREATE DATABASE IF NOT EXISTS shop"
+mysql shop -e "CREATE TABLE orders (id INT PRIMARY KEY, item VARCHAR(40), qty INT, note VARCHAR(255)) ENGINE=InnoDB"
+i=0
+while [ $i -lt $n ]; do
+  j=$((i + 100000)); [ $j -le $n ] || j=$n
+  mysql shop -e "INSERT INTO orders SELECT seq, CONCAT('item-', seq), seq MOD 7, REPEAT(MD5(seq), 7) FROM seq_$((i + 1))_to_$j"
+  i=$j
+done
+mysql shop -e "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(60)) ENGINE=MyISAM; INSERT INTO customers SELECT seq, CONCAT('customer-', seq) FROM seq_1_to_5000"
+mysql shop -e "CREATE TABLE audit (id INT PRIMARY KEY, what VARCHAR(60)) ENGINE=Aria; INSERT INTO audit SELECT seq, SHA1(seq) FROM seq_1_to_5000"
+"""
+
+OUT = "/run/vmtest/out"
+
+
+def events(path):
+    """dbhost --output json: one JSON event per line."""
+    evs = []
+    for line in read_text(path).splitlines():
+        line = line.strip()
+        if line:
+            try:
+                evs.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise AssertionError(f"{path.name}: not a JSON event: {line[:300]!r}")
+    return evs
+
+
+def summary(path):
+    s = [e for e in events(path) if e.get("event") == "summary"]
+    expect(len(s) == 1, f"{path.name}: expected one summary event, got {s}")
+    return s[0]
+
+
+
+
+def blank(path) -> bool:
+    """True when the disk image file holds only zeros (host-side: nothing was written)."""
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(8 << 20)
+            if not b:
+                return True
+            if b.count(0) != len(b):
+                return False
+
+
+def write_files():
+    return [
+        {"path": "/usr/local/bin/dbsum", "permissions": "0755", "content": DBSUM},
+        {"path": "/usr/local/bin/dbload", "permissions": "0755", "content": LOAD},
+    ]
+
+
+def rc(out, name) -> int:
+    return int(read_text(out / f"{name}.rc").strip())

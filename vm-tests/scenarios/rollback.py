@@ -1,0 +1,51 @@
+"""rollback: after apply moved MariaDB onto the array, `dbhost rollback --yes` puts it back on
+/var/lib/mysql (configuration restored, the kept old datadir back in place) serving the same data
+(CHECKSUM TABLE identical to before the move)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _mariadb import OUT, rc, write_files  # noqa: E402
+from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
+
+PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
+ROWS = 30000
+
+
+def check(run, out):
+    expect(rc(out, "apply") == 0, f"apply exit {rc(out, 'apply')}: {read_text(out / 'apply.err')[-1500:]}")
+    expect(rc(out, "rollback") == 0,
+           f"rollback exit {rc(out, 'rollback')}: {read_text(out / 'rollback.err')[-1500:]}{read_text(out / 'rollback.out')[-800:]}")
+    b, a = read_text(out / "sum-before.txt"), read_text(out / "sum-rolled-back.txt")
+    expect(b == a, f"CHECKSUM TABLE differs after rollback:\n{b[-1200:]}\n---\n{a[-1200:]}")
+
+
+SCENARIO = Scenario(
+    name="rollback",
+    suite=False,  # until it has passed twice
+    description="apply, then dbhost rollback --yes: MariaDB back on /var/lib/mysql with the same data",
+    disks=[Disk("lun0", size="2G", bus="scsi", lun=0, serial="data-lun0"),
+           Disk("lun1", size="2G", bus="scsi", lun=1, serial="data-lun1")],
+    mask=["postgresql.service"],
+    user_data={
+        "write_files": write_files(),
+        "runcmd": [
+            "systemctl start mariadb",
+            f"/usr/local/bin/dbload {ROWS} >{OUT}/load.log 2>&1",
+            f"/usr/local/bin/dbsum >{OUT}/sum-before.txt 2>&1",
+            dbhost_runcmd(f"apply --profile {PROFILE} --yes --output json", "apply"),
+        ],
+    },
+    steps=[Boot(job="""
+check "apply exited 0" test "$(cat $VMTEST_OUT/apply.rc)" = 0
+check "moved to the array" test "$(mysql -Nse 'SELECT @@datadir')" = /datadrive/mysql/
+dbhost rollback --yes >"$VMTEST_OUT/rollback.out" 2>"$VMTEST_OUT/rollback.err"; echo $? >"$VMTEST_OUT/rollback.rc"
+wait_until 120 systemctl is-active mariadb
+check "MariaDB active after rollback" systemctl is-active mariadb
+check "back on /var/lib/mysql" test "$(mysql -Nse 'SELECT @@datadir')" = /var/lib/mysql/
+/usr/local/bin/dbsum >"$VMTEST_OUT/sum-rolled-back.txt" 2>&1
+dbhost status >"$VMTEST_OUT/status.txt" 2>&1
+ls -la /var/lib /etc/mysql/mariadb.conf.d /etc/systemd/system/mariadb.service.d >"$VMTEST_OUT/ls.txt" 2>&1
+""", check=check)],
+)

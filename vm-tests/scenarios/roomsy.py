@@ -1,0 +1,106 @@
+"""roomsy: the main job of dbhost, end to end. Two blank no-cache virtio-scsi disks at LUN 0/1,
+MariaDB loaded with generated data (DBHOST_ROOMSY_MB, default 128 MiB), `dbhost apply` run by
+cloud-init with the qemu-dev profile. Proves: the apply exits 0 and changed something; CHECKSUM
+TABLE of every table is identical before and after; MariaDB serves from /datadrive/mysql on the md
+device; a second apply changes nothing (exit 0, summary changed=0); after a reboot (mdadm absent)
+the array is assembled by dbhost's boot unit, mounted, MariaDB is up with identical data, and
+apply still changes nothing."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _mariadb import DBSUM, LOAD, OUT, summary  # noqa: E402
+from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
+
+PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
+MB = int(os.environ.get("DBHOST_ROOMSY_MB", "128"))
+# ~300 bytes per row on disk (InnoDB, 224-byte note + overhead).
+ROWS = max(1000, MB * 1024 * 1024 // 300)
+DISK = f"{max(2, (MB * 3) // 1024 + 1)}G"
+
+def check_first(run, out):
+    expect(read_text(out / "apply1.rc").strip() == "0",
+           f"apply exit {read_text(out / 'apply1.rc').strip()}: {read_text(out / 'apply1.err')[-1500:]}")
+    s = summary(out / "apply1.out")
+    expect(s["changed"] > 0, f"first apply changed nothing: {s}")
+    for n in ("apply2",):
+        expect(read_text(out / f"{n}.rc").strip() == "0", f"{n} exit {read_text(out / f'{n}.rc').strip()}")
+        s2 = summary(out / f"{n}.out")
+        expect(s2["changed"] == 0, f"{n}: second apply changed something: {s2}")
+    t = read_text(out / "timing.txt")
+    run.timings["guest"] = dict(line.split("=", 1) for line in t.split())
+
+
+def check_reboot(run, out):
+    expect(read_text(out / "apply3.rc").strip() == "0", f"apply after reboot exit {read_text(out / 'apply3.rc')}")
+    s = summary(out / "apply3.out")
+    expect(s["changed"] == 0, f"apply after reboot changed something: {s}")
+
+
+JOB1 = f"""
+echo "load_s=$(cat $VMTEST_OUT/load.s) apply_s=$(cat $VMTEST_OUT/apply1.s) mb={MB} rows={ROWS}" >"$VMTEST_OUT/timing.txt"
+du -sm /datadrive/mysql >"$VMTEST_OUT/du.txt" 2>&1
+check "apply via cloud-init exited 0" test "$(cat $VMTEST_OUT/apply1.rc)" = 0
+check "MariaDB is active" systemctl is-active mariadb
+check "datadir is /datadrive/mysql" test "$(mysql -Nse 'SELECT @@datadir')" = /datadrive/mysql/
+check "/datadrive is on the md array" sh -c 'findmnt -no SOURCE -T /datadrive/mysql | grep -q "^/dev/md"'
+/usr/local/bin/dbsum >"$VMTEST_OUT/sum-after.txt" 2>&1
+check "CHECKSUM TABLE identical after apply" cmp "$VMTEST_OUT/sum-before.txt" "$VMTEST_OUT/sum-after.txt"
+check "row count" test "$(mysql -Nse 'SELECT COUNT(*) FROM shop.orders')" = {ROWS}
+dbhost apply --profile {PROFILE} --yes --output json >"$VMTEST_OUT/apply2.out" 2>"$VMTEST_OUT/apply2.err"; echo $? >"$VMTEST_OUT/apply2.rc"
+check "second apply exited 0" test "$(cat $VMTEST_OUT/apply2.rc)" = 0
+dbhost status >"$VMTEST_OUT/status.txt" 2>&1
+cat /proc/mdstat >"$VMTEST_OUT/mdstat.txt"
+cp /etc/fstab "$VMTEST_OUT/fstab.txt"
+next_boot reboot
+"""
+
+JOB2 = f"""
+check "mdadm is absent" sh -c '! command -v mdadm && ! test -e /sbin/mdadm'
+check "array assembled at boot" grep -q "active raid0" /proc/mdstat
+check "/datadrive mounted from md" sh -c 'findmnt -no SOURCE /datadrive | grep -q "^/dev/md"'
+wait_until 120 systemctl is-active mariadb
+check "MariaDB is active after reboot" systemctl is-active mariadb
+check "datadir still /datadrive/mysql" test "$(mysql -Nse 'SELECT @@datadir')" = /datadrive/mysql/
+/usr/local/bin/dbsum >"$VMTEST_OUT/sum-reboot.txt" 2>&1
+check "dbsum after reboot ran" test -s "$VMTEST_OUT/sum-reboot.txt"
+dbhost apply --profile {PROFILE} --yes --output json >"$VMTEST_OUT/apply3.out" 2>"$VMTEST_OUT/apply3.err"; echo $? >"$VMTEST_OUT/apply3.rc"
+dbhost status >"$VMTEST_OUT/status.txt" 2>&1
+"""
+
+
+def compare_reboot(run, out):
+    before = read_text(run.out(1) / "sum-before.txt")
+    after = read_text(out / "sum-reboot.txt")
+    expect(before == after, f"CHECKSUM TABLE differs after reboot:\n--- before\n{before[-1500:]}\n--- after\n{after[-1500:]}")
+    check_reboot(run, out)
+
+
+SCENARIO = Scenario(
+    name="roomsy",
+    suite=False,  # until it has passed twice
+    description=f"apply via cloud-init: MariaDB ({MB} MiB) onto a fresh 2-disk RAID-0; same checksums, idempotent, survives reboot",
+    disks=[
+        Disk("lun0", size=DISK, bus="scsi", lun=0, serial="data-lun0"),
+        Disk("lun1", size=DISK, bus="scsi", lun=1, serial="data-lun1"),
+    ],
+    mask=["postgresql.service"],
+    user_data={
+        "write_files": [
+            {"path": "/usr/local/bin/dbsum", "permissions": "0755", "content": DBSUM},
+            {"path": "/usr/local/bin/dbload", "permissions": "0755", "content": LOAD},
+        ],
+        "runcmd": [
+            "systemctl start mariadb",
+            f"t0=$(date +%s); /usr/local/bin/dbload {ROWS} >{OUT}/load.log 2>&1; echo $(( $(date +%s) - t0 )) >{OUT}/load.s",
+            f"/usr/local/bin/dbsum >{OUT}/sum-before.txt 2>&1",
+            f"t0=$(date +%s); {dbhost_runcmd(f'apply --profile {PROFILE} --yes --output json', 'apply1')}; "
+            f"echo $(( $(date +%s) - t0 )) >{OUT}/apply1.s",
+        ],
+    },
+    steps=[
+        Boot(job=JOB1, check=check_first, timeout=1500),
+        Boot(job=JOB2, check=compare_reboot),
+    ],
+)
