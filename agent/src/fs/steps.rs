@@ -98,6 +98,14 @@ impl Step for MkfsStep {
     }
     fn observe(&self, cx: &mut ApplyCx<'_>) -> Result<Observation> {
         let t = &self.0;
+        // Every step is observed before the first one runs, so on a first apply the md device
+        // does not exist yet: the array step before this one creates it.
+        if !cx.host.path(&t.device).exists() {
+            return Ok(Observation::Todo(format!(
+                "{} does not exist yet (made by an earlier step)",
+                t.device
+            )));
+        }
         Ok(match read_content(cx.host, &t.device)? {
             DeviceContent::Blank => Observation::Todo(format!("{} is blank", t.device)),
             DeviceContent::Fs(ty, u) if ty == t.fs => {
@@ -402,6 +410,23 @@ mod tests {
             LockdownStep(t.clone()).observe(&mut cx).unwrap(),
             MountStep(t).observe(&mut cx).unwrap(),
         ]
+    }
+
+    #[test]
+    fn missing_device_is_todo_not_an_error() {
+        // First apply: the array (and so /dev/md/NAME) is made by an earlier step, after
+        // every step has been observed.
+        let (_d, h) = host_with(&[]);
+        std::fs::remove_file(h.path("/dev/md/dbdata")).unwrap();
+        let obs = observe_all(&h);
+        assert!(
+            matches!(&obs[0], Observation::Todo(t) if t.contains("does not exist yet")),
+            "{obs:?}"
+        );
+        assert!(
+            obs.iter().all(|o| matches!(o, Observation::Todo(_))),
+            "{obs:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,165 @@
+"""tune-persist: tuning applied by `dbhost apply` is in effect after a reboot, and re-runs are no-ops.
+
+Boot 1: `dbhost apply --yes` with a qemu-dev-like profile (2 data disks -> RAID-0 -> XFS ->
+MariaDB, tuning on, per-disk caps 20 MB/s / 400 IOPS), then a clean reboot. Boot 2: every knob
+of `dbhost --output json tune` is in effect (queue scheduler/nr_requests/... on the members,
+read_ahead_kb on the md device, sysctls, THP, mount options, MariaDB variables through
+`SELECT @@var` on the running server), `tune --explain` lists every knob with current, target,
+reason and persisted-in, and a second `apply --yes` and `tune --apply` change nothing."""
+
+import json
+
+# No seed: cloud-init would only run its fallback datasource and make SSH host keys (~60 s of
+# TCG); nothing here needs it.
+NO_CLOUD_INIT = ["cloud-init-local.service", "cloud-init.service", "cloud-config.service", "cloud-final.service"]
+
+from harness import Boot, Disk, Scenario, expect, read_json, read_text, log
+
+PROFILE_NAME = "vmtest-tune.toml"
+PROFILE = """\
+version = 1
+description = "vm-tests tune-persist: data* disks -> RAID-0 -> XFS at /datadrive -> MariaDB, tuned"
+
+[disks]
+platform = "qemu"
+allowed-cache-modes = ["none"]
+assume-cache-mode = "none"
+select = "match"
+serial = ["data*"]
+min-size = "128M"
+expected-count = 2
+wait-timeout = "60s"
+
+[array]
+level = "raid0"
+chunk = "512K"
+name = "dbdata"
+
+[filesystem]
+type = "xfs"
+label = "dbdata"
+mount-point = "/datadrive"
+
+[database]
+engine = "mariadb"
+datadir = "mysql"
+
+[tuning]
+enabled = true
+disk-mbps = 20
+disk-iops = 400
+"""
+
+P = f"/usr/local/share/dbhost/profiles/{PROFILE_NAME}"
+# `dbhost tune` does not read the profile: give it the same engine and caps as the profile.
+TUNE = "dbhost --output json tune --engine mariadb --disk-mbps 20 --disk-iops 400"
+
+JOB1 = f"""
+export O=$VMTEST_OUT
+check "apply --yes" sh -c 'dbhost --output json apply --profile {P} --yes >$O/apply1.out 2>$O/apply1.err'
+tail -c 3000 $O/apply1.err
+check "tune (explain) after apply" sh -c '{TUNE} >$O/tune-boot1.json'
+cat /sys/kernel/mm/transparent_hugepage/enabled
+next_boot reboot
+"""
+
+# Live database values of every Database knob, from the running server.
+DBVARS = r"""
+import json, subprocess, sys
+t = json.load(open(sys.argv[1]))
+out = {}
+for k in t["report"]["knobs"]:
+    tg = k["target"]
+    if tg.get("kind") == "database":
+        var = tg["variable"]
+        p = subprocess.run(["mariadb", "-N", "-B", "-e", f"SELECT @@GLOBAL.{var}"], capture_output=True, text=True)
+        out[var] = p.stdout.strip() if p.returncode == 0 else "ERROR " + p.stderr.strip()
+json.dump(out, open(sys.argv[2], "w"), indent=1)
+"""
+
+JOB2 = f"""
+export O=$VMTEST_OUT
+check "mariadb active after reboot" wait_until 180 systemctl is-active --quiet mariadb
+check "/datadrive mounted" findmnt /datadrive
+check "tune after reboot" sh -c '{TUNE} >$O/tune.json'
+check "tune --explain" sh -c '{TUNE.replace("--output json ", "")} --explain >$O/explain.txt'
+cat $O/explain.txt
+cat >/tmp/dbvars.py <<'EOF'
+{DBVARS}
+EOF
+check "database variables" python3 /tmp/dbvars.py $O/tune.json $O/dbvars.json
+cat $O/dbvars.json
+check "second apply --yes" sh -c 'dbhost --output json apply --profile {P} --yes >$O/apply2.out 2>$O/apply2.err'
+check "second tune --apply" sh -c '{TUNE} --apply >$O/tune-apply2.json'
+"""
+
+UNITS = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+
+
+def norm(v: str) -> str:
+    """Database values as numbers where they are sizes (1G -> 1073741824), lower-case otherwise."""
+    s = str(v).strip().strip("'\"").lower()
+    if s[:-1].isdigit() and s[-1:] in UNITS:
+        return str(int(s[:-1]) * UNITS[s[-1]])
+    return {"on": "1", "off": "0", "true": "1", "false": "0"}.get(s, s)
+
+
+def summary(path) -> dict:
+    lines = [json.loads(x) for x in read_text(path).splitlines() if x.strip().startswith("{")]
+    s = [x for x in lines if x.get("event") == "summary"]
+    expect(s, f"{path.name}: no summary event")
+    return s[-1]
+
+
+def check1(run, out):
+    expect(summary(out / "apply1.out")["changed"] > 0, "first apply changed nothing")
+
+
+def check2(run, out):
+    t = read_json(out / "tune.json")
+    knobs = t["report"]["knobs"]
+    names = {k["name"] for k in knobs}
+    for want in ("scheduler", "nr_requests", "read_ahead_kb", "vm.swappiness", "transparent_hugepage",
+                 "innodb_io_capacity", "innodb_buffer_pool_size"):
+        expect(any(n == want or n.endswith("." + want) for n in names), f"tune.json: no knob {want!r} in {sorted(names)}")
+    expect(any(k.get("device", "").startswith("md") and k["name"].endswith("read_ahead_kb") for k in knobs),
+           f"no read_ahead_kb knob on the md device: {[(k['name'], k.get('device')) for k in knobs]}")
+    bad = [f"{k['name']}@{k.get('device', '-')}: current {k.get('current')!r}, target {k['value']!r}"
+           for k in knobs if not k["in_effect"]]
+    expect(not bad, "knobs not in effect after the reboot:\n  " + "\n  ".join(bad))
+    dbv = read_json(out / "dbvars.json")
+    expect(dbv, "no database knobs queried")
+    bad = []
+    for k in knobs:
+        tg = k["target"]
+        if tg.get("kind") != "database":
+            continue
+        var = tg["variable"]
+        live = dbv.get(var)
+        if live is None or norm(live) != norm(k["value"]):
+            bad.append(f"{var}: SELECT @@{var} = {live!r}, target {k['value']!r}")
+    expect(not bad, "MariaDB variables after the reboot:\n  " + "\n  ".join(bad))
+    ex = read_text(out / "explain.txt")
+    miss = []
+    for k in knobs:
+        for what in (k["name"], k["value"], k["reason"], k["persisted_in"] or "(not persisted)"):
+            if what not in ex:
+                miss.append(f"{k['name']}: {what!r}")
+    expect(not miss, "tune --explain misses:\n  " + "\n  ".join(miss) + "\n" + ex[-2000:])
+    s = summary(out / "apply2.out")
+    expect(s["changed"] == 0, f"second apply changed {s['changed']} step(s): {read_text(out / 'apply2.out')[-1500:]}")
+    t2 = read_json(out / "tune-apply2.json")
+    expect(t2["report"]["changed"] is False, f"second tune --apply changed something: {str(t2['report'])[:1500]}")
+    log(f"tune-persist: {len(knobs)} knobs in effect after reboot; MariaDB: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(dbv.items())))
+
+
+SCENARIO = Scenario(
+    name="tune-persist",
+    description="apply with tuning on, reboot: every knob of `dbhost tune` in effect; re-apply changes nothing",
+    disks=[Disk(f"d{i}", size="1G", bus="scsi", lun=i - 1, serial=f"data{i}") for i in (1, 2)],
+    profiles={PROFILE_NAME: PROFILE},
+    user_data=None,
+    mask=["postgresql.service"] + NO_CLOUD_INIT,
+    steps=[Boot(job=JOB1, check=check1), Boot(job=JOB2, check=check2)],
+)
