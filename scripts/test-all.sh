@@ -38,6 +38,24 @@ cargo clippy --all-targets -- -D warnings
 stage "cargo test"
 cargo test --all 2>&1 | tee /tmp/dbhost-unit.log
 
+stage "static binary (build, runs without libc, same results on every fixture)"
+static_bin=$(bash scripts/build-static.sh | tail -n1)
+bash scripts/check-static.sh "$static_bin"
+
+stage "fuzz: md superblock parser (bounded)"
+# cargo-fuzz needs a nightly toolchain; where there is none, the stable proptest
+# `decode_never_panics` (run by cargo test above) covers random input. Longer runs:
+# agent/fuzz/Cargo.toml. The build is cached outside the checkout (it is the slow part).
+if [ "${DBHOST_SKIP_FUZZ:-0}" != 1 ] && cargo +nightly --version >/dev/null 2>&1; then
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+  fuzz_cache=${DBHOST_FUZZ_CACHE:-/var/cache/dbhost-fuzz}
+  mkdir -p "$fuzz_cache"
+  (cd agent && cargo +nightly fuzz run --target-dir "$fuzz_cache/target" md_superblock -- \
+    -max_total_time="${DBHOST_FUZZ_SECONDS:-60}" -rss_limit_mb=1024 2>&1 | tail -n 5)
+else
+  echo "fuzz: skipped (no nightly toolchain, or DBHOST_SKIP_FUZZ=1)"
+fi
+
 stage "Vagrantfile syntax"
 command -v ruby >/dev/null || apt_install ruby
 ruby -c Vagrantfile
@@ -50,4 +68,4 @@ if [ "${DBHOST_SKIP_VM:-0}" = 1 ]; then
   exit 0
 fi
 stage "VM suite (scripts/vm-test.sh)"
-bash scripts/vm-test.sh
+DBHOST_BIN="$static_bin" bash scripts/vm-test.sh

@@ -62,6 +62,8 @@ impl Report {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
     pub dry_run: bool,
+    /// Stop at the next step boundary once SIGINT/SIGTERM arrived (the CLI sets this).
+    pub honour_interrupts: bool,
 }
 
 /// Run `steps`. `emit` receives every event.
@@ -79,6 +81,15 @@ pub fn run_steps(
     };
     for step in steps {
         let id = step.id();
+        if !opts.dry_run && opts.honour_interrupts && super::sys::interrupted() {
+            cx.journal
+                .mark(&id, StepState::Pending, "interrupted before this step")?;
+            cx.journal.finish(RunStatus::Failed)?;
+            return Err(Failure::Interrupted(format!(
+                "interrupted before step {id}; re-run `dbhost apply` to resume"
+            ))
+            .into());
+        }
         let description = step.describe();
         let observation = match step.observe(cx) {
             Ok(o) => o,
@@ -208,6 +219,21 @@ mod tests {
     }
 
     fn run(host: &Host, steps: &[Box<dyn Step>], dry: bool) -> Result<(Report, Vec<String>)> {
+        run_with(
+            host,
+            steps,
+            RunOptions {
+                dry_run: dry,
+                honour_interrupts: false,
+            },
+        )
+    }
+
+    fn run_with(
+        host: &Host,
+        steps: &[Box<dyn Step>],
+        opts: RunOptions,
+    ) -> Result<(Report, Vec<String>)> {
         let exec = FakeExec::new();
         let mut journal = Journal::begin(host, "apply", None)?;
         let mut undo = Undo::open(host, &journal.run_id.clone())?;
@@ -221,7 +247,7 @@ mod tests {
             progress: &mut prog,
         };
         let mut events = Vec::new();
-        let r = run_steps(steps, &mut cx, RunOptions { dry_run: dry }, &mut |e| {
+        let r = run_steps(steps, &mut cx, opts, &mut |e| {
             events.push(serde_json::to_string(e).unwrap())
         })?;
         Ok((r, events))
@@ -271,6 +297,28 @@ mod tests {
             std::fs::read_to_string(host.path("/etc/a.conf")).unwrap(),
             "CONFLICT"
         );
+    }
+
+    #[test]
+    fn interrupt_stops_at_a_step_boundary_with_exit_4() {
+        let d = tempfile::tempdir().unwrap();
+        let host = Host::with_root(d.path());
+        // Only this test honours interrupts, so the process-wide flag cannot leak into others.
+        crate::apply::sys::set_interrupted(true);
+        let err = run_with(
+            &host,
+            &steps(),
+            RunOptions {
+                dry_run: false,
+                honour_interrupts: true,
+            },
+        );
+        crate::apply::sys::set_interrupted(false);
+        let err = err.unwrap_err();
+        assert_eq!(crate::exit::code_for(&err), crate::exit::INTERRUPTED);
+        assert!(!host.path("/etc/a.conf").exists());
+        let (r, _) = run(&host, &steps(), false).unwrap();
+        assert_eq!(r.changed, 2);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod db;
 pub mod engine;
 pub mod journal;
 pub mod step;
+pub mod sys;
 pub mod tuning;
 pub mod undo;
 

@@ -137,11 +137,19 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
         facts: Default::default(),
         progress: &mut noprog,
     };
-    let dry = apply::run_steps(&steps, &mut cx, RunOptions { dry_run: true }, &mut |e| {
-        if json {
-            let _ = super::output::print_event(e);
-        }
-    });
+    let dry = apply::run_steps(
+        &steps,
+        &mut cx,
+        RunOptions {
+            dry_run: true,
+            honour_interrupts: false,
+        },
+        &mut |e| {
+            if json {
+                let _ = super::output::print_event(e);
+            }
+        },
+    );
     let dry = dry?;
     let todo = dry
         .steps
@@ -207,7 +215,9 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
         }
     }
 
-    // 2. Apply, journaled, with an undo bundle.
+    // 2. Apply, journaled, with an undo bundle. Ctrl-C / SIGTERM stop at the next step boundary
+    // (exit 4); a second one stops at once. Either way a re-run resumes.
+    crate::apply::sys::install_interrupt_handlers();
     let mut journal = Journal::begin(&ctx.host, "apply", Some(a.profile.display().to_string()))?;
     if let Some(prev) = &journal.resumed_from {
         tracing::warn!(previous = %prev, "resuming an interrupted run");
@@ -253,27 +263,35 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
         facts: Default::default(),
         progress: &mut progress,
     };
-    let res = apply::run_steps(&steps, &mut cx, RunOptions::default(), &mut |e| {
-        if json {
-            let _ = super::output::print_event(e);
-        } else {
-            match e {
-                Event::Started { step } => eprintln!("dbhost: {step}: started"),
-                Event::Finished {
-                    step,
-                    outcome,
-                    seconds,
-                } => match outcome {
-                    Outcome::Changed(d) => {
-                        eprintln!("dbhost: {step}: changed in {seconds:.1}s {d}")
-                    }
-                    Outcome::Unchanged => eprintln!("dbhost: {step}: unchanged"),
-                },
-                Event::Failed { step, error } => eprintln!("dbhost: {step}: FAILED: {error}"),
-                _ => {}
+    let res = apply::run_steps(
+        &steps,
+        &mut cx,
+        RunOptions {
+            dry_run: false,
+            honour_interrupts: true,
+        },
+        &mut |e| {
+            if json {
+                let _ = super::output::print_event(e);
+            } else {
+                match e {
+                    Event::Started { step } => eprintln!("dbhost: {step}: started"),
+                    Event::Finished {
+                        step,
+                        outcome,
+                        seconds,
+                    } => match outcome {
+                        Outcome::Changed(d) => {
+                            eprintln!("dbhost: {step}: changed in {seconds:.1}s {d}")
+                        }
+                        Outcome::Unchanged => eprintln!("dbhost: {step}: unchanged"),
+                    },
+                    Event::Failed { step, error } => eprintln!("dbhost: {step}: FAILED: {error}"),
+                    _ => {}
+                }
             }
-        }
-    });
+        },
+    );
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Prove the static binary needs no libc and behaves like the test build: it runs in an empty
+# root (chroot with nothing but the binary: no libc, no loader), and `dbhost detect --sysroot`
+# on every host-tree fixture gives exactly the JSON the unit-tested build gives.
+#
+#   bash scripts/check-static.sh [STATIC_BINARY]      # builds it when not given (root for chroot)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-$(bash scripts/build-static.sh | tail -n1)}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$work/root"
+  cp "$bin" "$work/root/dbhost"
+  [ ! -e "$work/root/lib" ] && [ ! -e "$work/root/lib64" ] || { echo "check-static: the empty root is not empty" >&2; exit 1; }
+  out=$(chroot "$work/root" /dbhost --version)
+  echo "check-static: runs in an empty root (no libc, no loader): $out"
+else
+  echo "check-static: not root, skipping the empty-root (chroot) run"
+fi
+
+cargo build -q -p dbhost
+ref=target/debug/dbhost
+[ -n "${CARGO_TARGET_DIR:-}" ] && ref="$CARGO_TARGET_DIR/debug/dbhost"
+n=0
+for fx in agent/tests/fixtures/*/; do
+  [ -d "$fx/sys" ] || continue
+  name=$(basename "$fx")
+  "$bin" --output json --sysroot "$fx" detect --no-imds >"$work/static.json"
+  "$ref" --output json --sysroot "$fx" detect --no-imds >"$work/ref.json"
+  if ! cmp -s "$work/static.json" "$work/ref.json"; then
+    echo "check-static: $name: the static binary's inventory differs from the test build's" >&2
+    diff "$work/ref.json" "$work/static.json" | head -20 >&2
+    exit 1
+  fi
+  grep -q '"schema": 1' "$work/static.json" || { echo "check-static: $name: no inventory" >&2; exit 1; }
+  n=$((n + 1))
+done
+[ "$n" -ge 7 ] || { echo "check-static: only $n fixtures found" >&2; exit 1; }
+echo "check-static: detect --sysroot agrees on $n fixtures"
