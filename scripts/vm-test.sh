@@ -35,6 +35,8 @@ need_pkgs() {
   command -v python3 >/dev/null || p+=(python3)
   command -v genisoimage >/dev/null || command -v xorriso >/dev/null || p+=(genisoimage)
   command -v file >/dev/null || p+=(file)
+  python3 -c 'import yaml' 2>/dev/null || p+=(python3-yaml) # capture-redeploy loads the example user-data
+  command -v debugfs >/dev/null || p+=(e2fsprogs)         # capture-redeploy reads the captured image
   printf '%s\n' "${p[@]}"
 }
 missing=$(need_pkgs)
