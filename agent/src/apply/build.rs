@@ -29,6 +29,22 @@ pub const INSTALLED_BINARY: &str = "/usr/local/sbin/dbhost";
 /// The steps for `plan` under `profile`.
 pub fn build(profile: &Profile, plan: &Plan, opts: &BuildOptions) -> Result<Vec<Box<dyn Step>>> {
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
+    if let Some(db) = &plan.database {
+        let device_bytes = match &plan.array {
+            Some(a) => a.usable_bytes.unwrap_or(u64::MAX),
+            None => plan
+                .members
+                .first()
+                .map(|m| m.size_bytes)
+                .unwrap_or(u64::MAX),
+        };
+        steps.push(Box::new(super::db::RoomStep {
+            engine: super::db::engine_of(&db.engine),
+            target: PathBuf::from(&db.target),
+            mount_point: plan.mount.mount_point.clone(),
+            device_bytes,
+        }));
+    }
     if let Some(exe) = &opts.self_exe {
         steps.push(Box::new(InstallSelf { from: exe.clone() }));
     }

@@ -30,7 +30,7 @@ struct Ctxd {
     shared: Rc<RefCell<Shared>>,
 }
 
-fn engine_of(p: &crate::profile::Engine) -> Option<Engine> {
+pub fn engine_of(p: &crate::profile::Engine) -> Option<Engine> {
     match p {
         crate::profile::Engine::Mysql => Some(Engine::Mysql),
         crate::profile::Engine::Mariadb => Some(Engine::Mariadb),
@@ -232,4 +232,133 @@ pub fn recorded_state(j: &super::Journal) -> Option<RelocateState> {
     j.data
         .get(JOURNAL_KEY)
         .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// Decision R5 before any write: when the filesystem for the datadir does not exist yet, compare
+/// the datadir's allocated size (+ the copier's margin) with the new device's usable size less
+/// filesystem overhead, so a too-small array is refused before the array or the filesystem is
+/// made. (Once the filesystem is mounted, `db.preflight` checks real free space.)
+pub struct RoomStep {
+    pub engine: Option<Engine>,
+    pub target: PathBuf,
+    pub mount_point: String,
+    /// Usable bytes of the device the filesystem goes on.
+    pub device_bytes: u64,
+}
+
+/// Space a fresh filesystem keeps for itself (log, metadata): 5 % plus 64 MiB, generously.
+pub fn fs_overhead(device_bytes: u64) -> u64 {
+    device_bytes / 20 + (64 << 20)
+}
+
+impl Step for RoomStep {
+    fn id(&self) -> String {
+        "db.room".into()
+    }
+    fn describe(&self) -> String {
+        format!(
+            "check the datadir fits on the new {} MiB device before touching any disk",
+            self.device_bytes >> 20
+        )
+    }
+    fn observe(&self, cx: &mut ApplyCx<'_>) -> Result<Observation> {
+        let Some(engine) = self.engine else {
+            return Ok(Observation::Done("no database".into()));
+        };
+        let mounts = std::fs::read_to_string(cx.host.proc_("self/mounts")).unwrap_or_default();
+        if crate::fs::mounts::find(&crate::fs::mounts::parse(&mounts), &self.mount_point).is_some()
+        {
+            return Ok(Observation::Done(
+                "filesystem mounted; db.preflight checks free space".into(),
+            ));
+        }
+        let inst = match dbe::discover(cx.host, cx.exec, engine) {
+            Ok(i) => i,
+            Err(e) => {
+                return Ok(Observation::Conflict(format!(
+                    "cannot find the {} installation: {e:#}",
+                    engine.name()
+                )))
+            }
+        };
+        if inst.datadir == self.target || inst.config_datadir == self.target {
+            return Ok(Observation::Done("already relocated".into()));
+        }
+        let src = cx.host.path(&inst.datadir);
+        let (alloc, _, files) = crate::db::copy::source_usage(&src)
+            .with_context(|| format!("measuring the datadir {}", inst.datadir.display()))?;
+        let (needed, _) = crate::db::copy::room_needed(alloc, None, 0);
+        let available = self
+            .device_bytes
+            .saturating_sub(fs_overhead(self.device_bytes));
+        if needed > available {
+            return Ok(Observation::Conflict(format!(
+                "the datadir {} needs {} MiB ({} files, {} MiB allocated + margin) but the new filesystem on the data disks would offer about {} MiB; attach larger or more disks. Nothing was written",
+                inst.datadir.display(),
+                needed >> 20,
+                files,
+                alloc >> 20,
+                available >> 20
+            )));
+        }
+        Ok(Observation::Done(format!(
+            "{} MiB needed, about {} MiB available",
+            needed >> 20,
+            available >> 20
+        )))
+    }
+    fn apply(&self, _cx: &mut ApplyCx<'_>) -> Result<Outcome> {
+        Ok(Outcome::Unchanged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::{Journal, Undo};
+    use crate::host::{FakeExec, Host};
+
+    #[test]
+    fn too_small_device_is_a_conflict_before_any_write() {
+        let d = tempfile::tempdir().unwrap();
+        let h = Host::with_root(d.path());
+        std::fs::create_dir_all(h.path("/var/lib/mysql/mysql")).unwrap();
+        std::fs::write(h.path("/var/lib/mysql/ibdata1"), vec![7u8; 4 << 20]).unwrap();
+        std::fs::create_dir_all(h.path("/etc/mysql")).unwrap();
+        std::fs::write(
+            h.path("/etc/mysql/my.cnf"),
+            "[mysqld]\ndatadir=/var/lib/mysql\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(h.path("/proc/self")).unwrap();
+        std::fs::write(h.path("/proc/self/mounts"), "/dev/vda / ext4 rw 0 0\n").unwrap();
+        let exec = FakeExec::new();
+        let mut j = Journal::scratch();
+        let mut u = Undo::disabled();
+        let mut p = |_: &str, _: u64, _: u64| {};
+        let mut cx = ApplyCx {
+            host: &h,
+            exec: &exec,
+            undo: &mut u,
+            journal: &mut j,
+            facts: Default::default(),
+            progress: &mut p,
+        };
+        let step = |bytes| RoomStep {
+            engine: Some(Engine::Mariadb),
+            target: PathBuf::from("/datadrive/mysql"),
+            mount_point: "/datadrive".into(),
+            device_bytes: bytes,
+        };
+        // 4 MiB + 64 MiB margin does not fit on 100 MiB less overhead (69 MiB)...
+        assert!(matches!(
+            step(100 << 20).observe(&mut cx).unwrap(),
+            Observation::Conflict(_)
+        ));
+        // ...but fits on 1 GiB.
+        assert!(matches!(
+            step(1 << 30).observe(&mut cx).unwrap(),
+            Observation::Done(_)
+        ));
+    }
 }

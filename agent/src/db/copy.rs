@@ -466,6 +466,11 @@ pub fn room_needed(src_allocated: u64, margin: Option<u64>, dst_existing: u64) -
 }
 
 /// Refuse (with [`NoRoom`]) unless the filesystem holding `dst` can take `src`.
+/// Allocated bytes (hard links once), apparent bytes and file count of the tree at `src`.
+pub fn source_usage(src: &Path) -> Result<(u64, u64, usize)> {
+    Ok(allocated(&scan(src)?))
+}
+
 pub fn check_room(src: &Path, dst: &Path, opts: &CopyOptions) -> Result<Room> {
     let entries = scan(src)?;
     let (src_alloc, src_bytes, files) = allocated(&entries);
