@@ -27,6 +27,9 @@ struct Shared {
 struct Ctxd {
     engine: Engine,
     target: PathBuf,
+    /// The data filesystem's mount point: until it is mounted (earlier steps still to do),
+    /// the relocation can only be "to do" (its checks need the mounted target).
+    mount_point: String,
     shared: Rc<RefCell<Shared>>,
 }
 
@@ -129,6 +132,15 @@ impl Step for RelocStep {
         }
     }
     fn observe(&self, cx: &mut ApplyCx<'_>) -> Result<Observation> {
+        let mounts = std::fs::read_to_string(cx.host.proc_("self/mounts")).unwrap_or_default();
+        if crate::fs::mounts::find(&crate::fs::mounts::parse(&mounts), &self.d.mount_point)
+            .is_none()
+        {
+            return Ok(Observation::Todo(format!(
+                "once {} is mounted",
+                self.d.mount_point
+            )));
+        }
         self.d.load(cx)?;
         let sh = self.d.shared.borrow();
         let Some(st) = &sh.state else {
@@ -207,13 +219,14 @@ pub fn complete_marker(target: &Path) -> PathBuf {
 }
 
 /// The relocation steps for a plan's database section.
-pub fn steps(db: &DatabasePlan, _mount: &str, _finalize: bool) -> Result<Vec<Box<dyn Step>>> {
+pub fn steps(db: &DatabasePlan, mount: &str, _finalize: bool) -> Result<Vec<Box<dyn Step>>> {
     let Some(engine) = engine_of(&db.engine) else {
         return Ok(Vec::new());
     };
     let d = Rc::new(Ctxd {
         engine,
         target: PathBuf::from(&db.target),
+        mount_point: mount.to_string(),
         shared: Rc::new(RefCell::new(Shared::default())),
     });
     Ok(relocate::STEPS
