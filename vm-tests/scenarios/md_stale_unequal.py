@@ -92,7 +92,5 @@ SCENARIO = Scenario(
            Disk("s2", size="1G", lun=2, serial="st-2"), Disk("u0", size="1G", lun=3, serial="uq-0"),
            Disk("u1", size="2G", lun=4, serial="uq-1"), Disk("u2", size="2G", lun=5, serial="uq-2")],
     mask=["mariadb.service", "postgresql.service"],
-    # Not in the default suite until it has passed twice in a row on the project machine.
-    suite=False,
     steps=[Boot(job=BOOT), Host(host_checks)],
 )
