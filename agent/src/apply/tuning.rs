@@ -14,6 +14,8 @@ pub struct TuneStep {
     caps: DiskCaps,
     /// Single-disk profiles: the disk's kernel name.
     disks: Vec<String>,
+    /// `/dev/md/<name>` when the profile builds an array (it may not exist yet in a dry run).
+    array_link: Option<String>,
 }
 
 fn toml_to_string(v: &toml::Value) -> String {
@@ -47,6 +49,7 @@ impl TuneStep {
                 source: (t.disk_mbps.is_some() || t.disk_iops.is_some())
                     .then(|| "profile".to_string()),
             },
+            array_link: plan.array.as_ref().map(|a| format!("/dev/md/{}", a.name)),
             disks: if plan.array.is_none() {
                 plan.members.iter().map(|m| m.name.clone()).collect()
             } else {
@@ -56,9 +59,14 @@ impl TuneStep {
     }
 
     fn compute(&self, cx: &ApplyCx<'_>) -> Result<(tune::TuneSet, tune::TuneFacts)> {
+        let md = cx.facts.get("md.devnm").cloned().or_else(|| {
+            self.array_link
+                .as_deref()
+                .and_then(|l| crate::md::array::resolve_md(cx.host, l))
+        });
         let hints = GatherHints {
             engine: Some(self.engine),
-            md: cx.facts.get("md.devnm").cloned(),
+            md,
             disks: self.disks.clone(),
             default_caps: self.caps.clone(),
             ..Default::default()
@@ -85,6 +93,12 @@ impl Step for TuneStep {
         }
     }
     fn observe(&self, cx: &mut ApplyCx<'_>) -> Result<Observation> {
+        if let Some(link) = &self.array_link {
+            if !cx.host.path(link).exists() {
+                // A dry run before the array exists: nothing to measure yet.
+                return Ok(Observation::Todo(format!("once {link} exists")));
+            }
+        }
         let (set, facts) = self.compute(cx)?;
         let rep = tune::observe(cx.host, &set);
         let stale_knobs = rep.knobs.iter().filter(|k| !k.in_effect).count();
