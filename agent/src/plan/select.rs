@@ -179,7 +179,14 @@ pub fn classify(p: &Profile, d: &Disk) -> DiskVerdict {
         return v;
     }
     if let Some(m) = &d.md {
-        if intrinsic.iter().all(member_compatible) {
+        // A running member is held by its md array, and detection attributes the array's
+        // mount to it as well (found in the roomsy guest on the second apply): both are what
+        // an adopted, running array looks like.
+        let held_by_md = !d.holders.is_empty() && d.holders.iter().all(|h| h.starts_with("md"));
+        if intrinsic
+            .iter()
+            .all(|r| member_compatible(r) || (held_by_md && matches!(r, Refusal::Mounted { .. })))
+        {
             v.state = DiskState::Member {
                 array_uuid: m.array_uuid.clone(),
                 role: m.role,

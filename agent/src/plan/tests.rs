@@ -472,6 +472,10 @@ fn adopt_running_array_held_by_md() {
         d.refusals.push(Refusal::HeldBy {
             holders: vec!["md127".into()],
         });
+        // Detection also reports the array's mount on its members (seen in a guest).
+        d.refusals.push(Refusal::Mounted {
+            mountpoint: "/datadrive".into(),
+        });
     }
     i.arrays.push(RunningArray {
         name: "md127".into(),
