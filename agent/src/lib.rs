@@ -8,6 +8,7 @@
 //! `generalize`, `plan`.
 
 pub mod apply;
+pub mod civil;
 pub mod cli;
 pub mod db;
 pub mod detect;
