@@ -38,12 +38,7 @@ pub struct ProfileTuning {
 
 impl ProfileTuning {
     pub fn from_profile(profile: &Profile) -> Self {
-        let engine = match profile.database.engine {
-            crate::profile::Engine::Mysql => Engine::Mysql,
-            crate::profile::Engine::Mariadb => Engine::Mariadb,
-            crate::profile::Engine::Postgresql => Engine::Postgresql,
-            crate::profile::Engine::None => Engine::None,
-        };
+        let engine = profile.database.engine;
         let t = &profile.tuning;
         ProfileTuning {
             enabled: t.enabled,
