@@ -132,6 +132,7 @@ check "data_directory is {NEW}" test "$({PSQL} -c 'SHOW data_directory')" = {NEW
 check "{NEW} is on the md array" sh -c 'findmnt -no SOURCE -T {NEW} | grep -q "^/dev/md"'
 check "postgresql.conf names {NEW}" grep -Eq "^data_directory = '{NEW}'" /etc/postgresql/15/main/postgresql.conf
 check "postgresql.conf still owned by postgres" test "$(stat -c %U:%G /etc/postgresql/15/main/postgresql.conf)" = postgres:postgres
+check "undo bundle holds postgresql.conf" sh -c 'for b in /var/lib/dbhost/undo/*/bundle.tar.gz; do tar -tzf "$b"; done | grep -q "etc/postgresql/15/main/postgresql.conf"'
 check "RequiresMountsFor drop-in" sh -c 'systemctl show -p RequiresMountsFor postgresql@15-main | grep -q {NEW}'
 check "old datadir kept, renamed" sh -c 'test -f /var/lib/postgresql/15/main.dbhost-old-*/PG_VERSION && ! test -e /var/lib/postgresql/15/main'
 check "the TOAST table holds the docs" test "$({PSQL} -d shop -c "SELECT pg_relation_size(reltoastrelid) > 4 * 1024 * {DOCS} FROM pg_class WHERE relname = 'docs'")" = t
@@ -158,6 +159,7 @@ check "/datadrive mounted from md" sh -c 'findmnt -no SOURCE /datadrive | grep -
 wait_until 120 systemctl is-active postgresql@15-main
 check "PostgreSQL is active after reboot" systemctl is-active postgresql@15-main
 check "data_directory still {NEW}" test "$({PSQL} -c 'SHOW data_directory')" = {NEW}
+check "tuning in effect after the restart" test "$({PSQL} -c 'SHOW random_page_cost')" = 1.1
 /usr/local/bin/pgsum >"$VMTEST_OUT/sum-reboot.txt" 2>&1
 check "pgsum after reboot ran" test -s "$VMTEST_OUT/sum-reboot.txt"
 dbhost apply --profile {PROFILE} --yes --output json >"$VMTEST_OUT/apply3.out" 2>"$VMTEST_OUT/apply3.err"; echo $? >"$VMTEST_OUT/apply3.rc"
