@@ -164,6 +164,13 @@ impl Step for RelocStep {
             Some(s) => s.clone(),
             None => return Ok(Outcome::Unchanged),
         };
+        if self.step == relocate::Step::SwitchConfig {
+            // The undo bundle holds every file as it was before dbhost changed it (issue 5 §1);
+            // the switch rewrites the engine's configuration (Debian: postgresql.conf itself).
+            for f in dbe::render_switch(cx.host, &st.instance, &st.new_datadir)? {
+                cx.before_modify(&f.path.to_string_lossy())?;
+            }
+        }
         let step_name = self.id();
         let ApplyCx {
             host,
@@ -330,6 +337,71 @@ mod tests {
     use super::*;
     use crate::apply::{Journal, Undo};
     use crate::host::{FakeExec, Host};
+
+    #[test]
+    fn the_config_switch_saves_the_files_it_changes_in_the_undo_bundle() {
+        let d = tempfile::tempdir().unwrap();
+        let h = Host::with_root(d.path());
+        let conf = "/etc/postgresql/15/main/postgresql.conf";
+        std::fs::create_dir_all(h.path("/etc/postgresql/15/main")).unwrap();
+        std::fs::write(
+            h.path(conf),
+            "data_directory = '/var/lib/postgresql/15/main'\nport = 5432\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(h.path("/var/lib/postgresql/15/main/global")).unwrap();
+        std::fs::create_dir_all(h.path("/datadrive")).unwrap();
+        std::fs::create_dir_all(h.path("/proc/self")).unwrap();
+        std::fs::write(
+            h.path("/proc/self/mounts"),
+            "/dev/vda / ext4 rw 0 0\n/dev/md127 /datadrive xfs rw 0 0\n",
+        )
+        .unwrap();
+        let exec = FakeExec::new();
+        let mut j = Journal::scratch();
+        let mut u = Undo::open(&h, "1-1").unwrap();
+        let mut p = |_: &str, _: u64, _: u64| {};
+        let mut cx = ApplyCx {
+            host: &h,
+            exec: &exec,
+            undo: &mut u,
+            journal: &mut j,
+            facts: Default::default(),
+            progress: &mut p,
+        };
+        let d = Rc::new(Ctxd {
+            engine: Engine::Postgresql,
+            target: PathBuf::from("/datadrive/postgresql"),
+            mount_point: "/datadrive".into(),
+            shared: Rc::new(RefCell::new(Shared::default())),
+        });
+        let step = RelocStep {
+            step: relocate::Step::SwitchConfig,
+            d,
+        };
+        assert!(matches!(
+            step.observe(&mut cx).unwrap(),
+            Observation::Todo(_)
+        ));
+        assert!(matches!(step.apply(&mut cx).unwrap(), Outcome::Changed(_)));
+        assert!(std::fs::read_to_string(h.path(conf))
+            .unwrap()
+            .contains("'/datadrive/postgresql'"));
+        let saved: Vec<(String, bool)> = u
+            .manifest()
+            .entries
+            .iter()
+            .map(|e| (e.path.clone(), e.existed))
+            .collect();
+        assert!(saved.contains(&(conf.to_string(), true)), "{saved:?}");
+        assert!(
+            saved.contains(&(
+                "/etc/systemd/system/postgresql@15-main.service.d/dbhost.conf".to_string(),
+                false
+            )),
+            "{saved:?}"
+        );
+    }
 
     #[test]
     fn too_small_device_is_a_conflict_before_any_write() {

@@ -94,6 +94,35 @@ pub struct SavedFile {
     pub path: PathBuf,
     pub before: Option<String>,
     pub mode: Option<u32>,
+    /// Owner (uid, gid) of the original file; rollback gives it back.
+    #[serde(default)]
+    pub owner: Option<(u32, u32)>,
+}
+
+/// Replace the file at `p` (host-mapped) atomically with `mode`, then give it `owner` (uid,
+/// gid): the atomic replacement is a new inode created by root, and Debian's
+/// `/etc/postgresql/<v>/<c>/postgresql.conf` belongs to postgres (its tools and the cluster
+/// owner edit it).
+fn write_config(p: &Path, content: &str, mode: u32, owner: Option<(u32, u32)>) -> Result<bool> {
+    let mut changed = atomic_write(p, content.as_bytes(), mode)
+        .with_context(|| format!("writing {}", p.display()))?;
+    if let Some((uid, gid)) = owner {
+        let now = fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
+        if (now.uid(), now.gid()) != (uid, gid) {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid))
+                .with_context(|| format!("chown {uid}:{gid} {}", p.display()))?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+/// A file the switch rewrites keeps its mode and owner; a new one gets `mode`, root's.
+fn write_switched(p: &Path, content: &str, mode: u32) -> Result<bool> {
+    match fs::metadata(p) {
+        Ok(m) => write_config(p, content, m.mode() & 0o7777, Some((m.uid(), m.gid()))),
+        Err(_) => write_config(p, content, mode, None),
+    }
 }
 
 /// What the journal persists for one relocation. Paths are in-host absolute paths.
@@ -455,10 +484,12 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
             for f in &files {
                 if !st.saved_files.iter().any(|s| s.path == f.path) {
                     let p = cx.host.path(&f.path);
+                    let md = fs::metadata(&p).ok();
                     st.saved_files.push(SavedFile {
                         path: f.path.clone(),
                         before: fs::read_to_string(&p).ok(),
-                        mode: fs::metadata(&p).ok().map(|m| m.mode() & 0o7777),
+                        mode: md.as_ref().map(|m| m.mode() & 0o7777),
+                        owner: md.as_ref().map(|m| (m.uid(), m.gid())),
                     });
                     dirty = true;
                 }
@@ -469,8 +500,7 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
             let mut changed = false;
             for f in &files {
                 let p = cx.host.path(&f.path);
-                changed |= atomic_write(&p, f.content.as_bytes(), f.mode)
-                    .with_context(|| format!("writing {}", f.path.display()))?;
+                changed |= write_switched(&p, &f.content, f.mode)?;
             }
             if changed {
                 for c in engine::reload_commands(cx.host, &st.instance) {
@@ -607,7 +637,7 @@ pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome
         }
         match &s.before {
             Some(text) => {
-                atomic_write(&p, text.as_bytes(), s.mode.unwrap_or(0o644))
+                write_config(&p, text, s.mode.unwrap_or(0o644), s.owner)
                     .with_context(|| format!("restoring {}", s.path.display()))?;
             }
             None => {

@@ -686,3 +686,61 @@ fn a_lost_journal_after_the_move_changes_nothing() {
     assert!(e.host.root().join("data/mysql/marker").is_file());
     assert_eq!(e.db.serving().as_deref(), Some(Path::new("/data/mysql")));
 }
+
+/// An owner the test process may give a file that differs from the one a new file gets: any
+/// uid/gid as root, else a supplementary group. `None`: this user cannot show the difference.
+fn foreign_owner() -> Option<(u32, u32)> {
+    use nix::unistd::{getegid, geteuid, getgroups};
+    if geteuid().is_root() {
+        return Some((4242, 4243));
+    }
+    let g = getgroups().ok()?.into_iter().find(|g| *g != getegid())?;
+    Some((geteuid().as_raw(), g.as_raw()))
+}
+
+#[test]
+fn switching_postgresql_conf_keeps_its_owner_and_mode_and_rollback_too() {
+    let Some((uid, gid)) = foreign_owner() else {
+        eprintln!("skipped: needs root or a supplementary group to own a file differently");
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    let conf = "etc/postgresql/15/main/postgresql.conf";
+    put(
+        r,
+        &format!("/{conf}"),
+        "data_directory = '/var/lib/postgresql/15/main'\nport = 5432\n",
+    );
+    std::os::unix::fs::chown(r.join(conf), Some(uid), Some(gid)).unwrap();
+    fs::set_permissions(r.join(conf), fs::Permissions::from_mode(0o640)).unwrap();
+    put(r, "/var/lib/postgresql/15/main/PG_VERSION", "15\n");
+    put(r, "/var/lib/postgresql/15/main/marker", "pg");
+    fs::create_dir_all(r.join("data")).unwrap();
+    let host = Host::with_root(r);
+    let db = FakeDb::new(&host, Engine::Postgresql, true);
+    let e = Env {
+        journal: r.join("var/lib/dbhost/relocate.json"),
+        _d: d,
+        host,
+        db,
+    };
+    let inst = engine::discover_with(&e.host, &e.db, Engine::Postgresql, true).unwrap();
+    let mut st = RelocateState::new(inst, Path::new("/data/pg"), "S", Path::new("/x"));
+    run_all(&e, &mut st).unwrap();
+    let owner_mode = |p: &Path| {
+        let m = fs::metadata(p).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    let p = e.host.root().join(conf);
+    assert!(fs::read_to_string(&p)
+        .unwrap()
+        .contains("data_directory = '/data/pg'"));
+    assert_eq!(owner_mode(&p), (uid, gid, 0o640));
+    let st = load(&e);
+    with_ctx(&e, copts(), |cx| rollback(cx, &st)).unwrap();
+    assert!(fs::read_to_string(&p)
+        .unwrap()
+        .contains("'/var/lib/postgresql/15/main'"));
+    assert_eq!(owner_mode(&p), (uid, gid, 0o640));
+}
