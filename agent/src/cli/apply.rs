@@ -144,6 +144,11 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
         self_exe: std::env::current_exe().ok(),
     };
     let steps = build::build(&prof, &plan, &bopts)?;
+    if !a.dry_run {
+        // TEST-ONLY (vm-tests crash-matrix): inert unless DBHOST_FAULT is set.
+        let ids: Vec<String> = steps.iter().map(|s| s.id()).collect();
+        apply::fault::arm_from_env(&ids).map_err(|e| Failure::Usage(format!("{e:#}")))?;
+    }
     let exec = RealExec;
     let json = ctx.output == OutputFormat::Json;
 
