@@ -308,7 +308,7 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
             }
         }
         Step::Stop => {
-            if switched || !engine::is_active(cx.exec, &st.instance.unit) {
+            if switched || engine::is_stopped(cx.exec, &st.instance.unit) {
                 Observed::Done
             } else {
                 Observed::Todo(format!("stop {}", st.instance.unit))
