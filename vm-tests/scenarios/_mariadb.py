@@ -70,5 +70,20 @@ def write_files():
     ]
 
 
+def tools_job() -> str:
+    """Bash for a job (no cloud-init) that installs dbsum and dbload like write_files() does."""
+    parts = []
+    for f in write_files():
+        parts.append(f"cat >{f['path']} <<'DBHOST_EOF'\n{f['content'].rstrip()}\nDBHOST_EOF\n"
+                     f"chmod {f['permissions']} {f['path']}\n")
+    return "".join(parts)
+
+
+def run_dbhost(args: str, name: str) -> str:
+    """Bash for a job: run dbhost, keep NAME.out, NAME.err, NAME.rc in the results."""
+    o = f"$VMTEST_OUT/{name}"
+    return f"dbhost {args} >{o}.out 2>{o}.err; echo $? >{o}.rc\n"
+
+
 def rc(out, name) -> int:
     return int(read_text(out / f"{name}.rc").strip())

@@ -6,8 +6,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _mariadb import OUT, blank, events, rc  # noqa: E402
-from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
+from _mariadb import blank, events, rc, run_dbhost  # noqa: E402
+from harness import Boot, Disk, Scenario, expect, read_text  # noqa: E402
 
 PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
 
@@ -31,13 +31,13 @@ SCENARIO = Scenario(
     disks=[Disk("lun0", size="1G", bus="scsi", lun=0, serial="data-lun0"),
            Disk("lun1", size="1G", bus="scsi", lun=1, serial="data-lun1")],
     mask=["postgresql.service"],
-    user_data={"runcmd": [
-        "d=/dev/$(lsblk -ndo NAME,SERIAL | awk '$2==\"data-lun0\"{print $1}'); "
-        "mkfs.ext4 -q $d && mkdir -p /mnt/busy && mount $d /mnt/busy && echo hello >/mnt/busy/file",
-        f"cp /etc/fstab {OUT}/fstab-before.txt",
-        dbhost_runcmd(f"apply --profile {PROFILE} --yes --output json", "apply"),
-    ]},
+    user_data=None,  # dbhost runs from the job: nothing here is about cloud-init
     steps=[Boot(job="""
+d=/dev/$(lsblk -ndo NAME,SERIAL | awk '$2=="data-lun0"{print $1}')
+mkfs.ext4 -q $d && mkdir -p /mnt/busy && mount $d /mnt/busy && echo hello >/mnt/busy/file
+cp /etc/fstab "$VMTEST_OUT/fstab-before.txt"
+systemctl start mariadb
+""" + run_dbhost(f"apply --profile {PROFILE} --yes --output json", "apply") + """
 check "the busy disk is still mounted with its file" grep -q hello /mnt/busy/file
 check "fstab unchanged" cmp /etc/fstab "$VMTEST_OUT/fstab-before.txt"
 check "no md array" sh -c '! grep -q "^md" /proc/mdstat 2>/dev/null'

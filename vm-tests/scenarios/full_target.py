@@ -6,8 +6,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _mariadb import OUT, blank, rc  # noqa: E402
-from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
+from _mariadb import blank, rc, run_dbhost  # noqa: E402
+from harness import Boot, Disk, Scenario, expect, read_text  # noqa: E402
 
 PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
 
@@ -27,14 +27,13 @@ SCENARIO = Scenario(
     disks=[Disk("lun0", size="160M", bus="scsi", lun=0, serial="data-lun0"),
            Disk("lun1", size="160M", bus="scsi", lun=1, serial="data-lun1")],
     mask=["postgresql.service"],
-    user_data={"runcmd": [
-        "systemctl start mariadb",
-        # A big table file in the datadir (fallocate: fast, fully allocated).
-        "mysql -e 'CREATE DATABASE big'; fallocate -l 600M /var/lib/mysql/big/ballast.dat; chown mysql:mysql /var/lib/mysql/big/ballast.dat",
-        f"du -sm /var/lib/mysql >{OUT}/du.txt",
-        dbhost_runcmd(f"apply --profile {PROFILE} --yes --output json", "apply"),
-    ]},
+    user_data=None,  # dbhost runs from the job: nothing here is about cloud-init
     steps=[Boot(job="""
+systemctl start mariadb
+# A big table file in the datadir (fallocate: fast, fully allocated).
+mysql -e 'CREATE DATABASE big'; fallocate -l 600M /var/lib/mysql/big/ballast.dat; chown mysql:mysql /var/lib/mysql/big/ballast.dat
+du -sm /var/lib/mysql >"$VMTEST_OUT/du.txt"
+""" + run_dbhost(f"apply --profile {PROFILE} --yes --output json", "apply") + """
 check "MariaDB still on /var/lib/mysql" test "$(mysql -Nse 'SELECT @@datadir')" = /var/lib/mysql/
 check "MariaDB active" systemctl is-active mariadb
 check "no md array" sh -c '! grep -q "^md" /proc/mdstat 2>/dev/null'

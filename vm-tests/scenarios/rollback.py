@@ -6,8 +6,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _mariadb import OUT, rc, write_files  # noqa: E402
-from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
+from _mariadb import rc, run_dbhost, tools_job  # noqa: E402
+from harness import Boot, Disk, Scenario, expect, read_text  # noqa: E402
 
 PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
 ROWS = 30000
@@ -28,16 +28,12 @@ SCENARIO = Scenario(
     disks=[Disk("lun0", size="2G", bus="scsi", lun=0, serial="data-lun0"),
            Disk("lun1", size="2G", bus="scsi", lun=1, serial="data-lun1")],
     mask=["postgresql.service"],
-    user_data={
-        "write_files": write_files(),
-        "runcmd": [
-            "systemctl start mariadb",
-            f"/usr/local/bin/dbload {ROWS} >{OUT}/load.log 2>&1",
-            f"/usr/local/bin/dbsum >{OUT}/sum-before.txt 2>&1",
-            dbhost_runcmd(f"apply --profile {PROFILE} --yes --output json", "apply"),
-        ],
-    },
-    steps=[Boot(job="""
+    user_data=None,  # dbhost runs from the job: nothing here is about cloud-init
+    steps=[Boot(job=tools_job() + f"""
+systemctl start mariadb
+/usr/local/bin/dbload {ROWS} >"$VMTEST_OUT/load.log" 2>&1
+/usr/local/bin/dbsum >"$VMTEST_OUT/sum-before.txt" 2>&1
+""" + run_dbhost(f"apply --profile {PROFILE} --yes --output json", "apply") + """
 check "apply exited 0" test "$(cat $VMTEST_OUT/apply.rc)" = 0
 check "moved to the array" test "$(mysql -Nse 'SELECT @@datadir')" = /datadrive/mysql/
 dbhost rollback --yes >"$VMTEST_OUT/rollback.out" 2>"$VMTEST_OUT/rollback.err"; echo $? >"$VMTEST_OUT/rollback.rc"

@@ -51,8 +51,8 @@ disk-iops = 400
 """
 
 P = f"/usr/local/share/dbhost/profiles/{PROFILE_NAME}"
-# `dbhost tune` does not read the profile: give it the same engine and caps as the profile.
-TUNE = "dbhost --output json tune --engine mariadb --disk-mbps 20 --disk-iops 400"
+# `dbhost tune --profile` takes the engine, caps and overrides from the profile apply used.
+TUNE = f"dbhost --output json tune --profile {P}"
 
 JOB1 = f"""
 export O=$VMTEST_OUT

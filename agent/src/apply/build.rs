@@ -299,7 +299,14 @@ impl Step for BootUnitStep {
                 crate::md::boot::UNIT_NAME
             ))
             .exists();
+        let rule = cx.host.etc(crate::md::boot::UDEV_RULE_ETC);
+        let rule_ok =
+            std::fs::read_to_string(&rule).ok().as_deref() == Some(crate::md::boot::UDEV_RULE);
         match std::fs::read_to_string(&p) {
+            Ok(t) if t == want && !rule_ok => Ok(Observation::Todo(format!(
+                "write {}",
+                cx.host.unroot(&rule).display()
+            ))),
             Ok(t) if t == want && enabled => Ok(Observation::Done("installed and enabled".into())),
             Ok(t) if t == want => Ok(Observation::Todo("enable it".into())),
             Ok(_) => Ok(Observation::Todo("update it".into())),
@@ -307,10 +314,13 @@ impl Step for BootUnitStep {
         }
     }
     fn apply(&self, cx: &mut ApplyCx<'_>) -> Result<Outcome> {
-        cx.before_modify(&format!(
-            "/etc/systemd/system/{}",
-            crate::md::boot::UNIT_NAME
-        ))?;
+        for rel in [
+            format!("systemd/system/{}", crate::md::boot::UNIT_NAME),
+            crate::md::boot::UDEV_RULE_ETC.to_string(),
+        ] {
+            let abs = cx.host.unroot(&cx.host.etc(&rel));
+            cx.before_modify(&abs.display().to_string())?;
+        }
         let out = crate::md::boot::install_boot_unit(cx.host, cx.exec, &self.opts()?)?;
         Ok(if out.changed() {
             Outcome::Changed(out.value().display().to_string())

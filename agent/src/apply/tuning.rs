@@ -25,16 +25,22 @@ fn toml_to_string(v: &toml::Value) -> String {
     }
 }
 
-impl TuneStep {
-    pub fn new(profile: &Profile, plan: &Plan) -> Self {
-        let engine = match profile.database.engine {
-            crate::profile::Engine::Mysql => Engine::Mysql,
-            crate::profile::Engine::Mariadb => Engine::Mariadb,
-            crate::profile::Engine::Postgresql => Engine::Postgresql,
-            crate::profile::Engine::None => Engine::None,
-        };
+/// What a profile says about tuning, shared by `apply`'s tune step and `dbhost tune --profile`.
+#[derive(Debug, Clone)]
+pub struct ProfileTuning {
+    pub enabled: bool,
+    pub overrides: Overrides,
+    pub engine: Engine,
+    pub caps: DiskCaps,
+    /// `/dev/md/<name>` when the profile builds an array.
+    pub array_link: Option<String>,
+}
+
+impl ProfileTuning {
+    pub fn from_profile(profile: &Profile) -> Self {
+        let engine = profile.database.engine;
         let t = &profile.tuning;
-        TuneStep {
+        ProfileTuning {
             enabled: t.enabled,
             overrides: t
                 .overrides
@@ -49,6 +55,20 @@ impl TuneStep {
                 source: (t.disk_mbps.is_some() || t.disk_iops.is_some())
                     .then(|| "profile".to_string()),
             },
+            array_link: (profile.array.level == crate::profile::Level::Raid0)
+                .then(|| format!("/dev/md/{}", profile.array.name)),
+        }
+    }
+}
+
+impl TuneStep {
+    pub fn new(profile: &Profile, plan: &Plan) -> Self {
+        let pt = ProfileTuning::from_profile(profile);
+        TuneStep {
+            enabled: pt.enabled,
+            overrides: pt.overrides,
+            engine: pt.engine,
+            caps: pt.caps,
             array_link: plan.array.as_ref().map(|a| format!("/dev/md/{}", a.name)),
             disks: if plan.array.is_none() {
                 plan.members.iter().map(|m| m.name.clone()).collect()

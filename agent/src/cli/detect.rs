@@ -157,11 +157,7 @@ pub fn render_table(inv: &Inventory) -> String {
                 } else {
                     format!(
                         "refused: {}",
-                        d.refusals
-                            .iter()
-                            .map(|r| r.to_string())
-                            .collect::<Vec<_>>()
-                            .join("; ")
+                        crate::detect::model::describe_refusals(&d.refusals)
                     )
                 },
             ]

@@ -1,10 +1,11 @@
 //! `dbhost tune`: explain (default) or apply the computed tuning set.
 //!
-//! Until the profile module is wired in (the lead's part), overrides come from `--set KNOB=VALUE`,
-//! the engine from `--engine`, the per-disk caps from `--disk-mbps`/`--disk-iops`, and
-//! `--off` stands for the profile's `tuning.enabled = false`.
+//! With `--profile P` the engine, the per-knob overrides, the per-disk caps, `tuning.enabled` and
+//! the array (`/dev/md/<array.name>`) come from the profile, exactly as `apply` uses them; the
+//! flags `--engine`, `--set`, `--disk-mbps`/`--disk-iops`, `--md` and `--off` take precedence.
 
 use super::{Ctx, OutputFormat};
+use crate::apply::tuning::ProfileTuning;
 use crate::exit::Failure;
 use crate::host::RealExec;
 use crate::tune::apply::{FileOutcome, KnobReport, TuneReport};
@@ -14,6 +15,10 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct TuneArgs {
+    /// Take the engine, overrides, disk caps, `tuning.enabled` and the array from this profile
+    /// (what `apply` uses); the other flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<std::path::PathBuf>,
     /// Print every knob with its current value, target, reason and the file that persists it
     /// (the default when --apply is not given).
     #[arg(long)]
@@ -69,6 +74,44 @@ pub fn parse_sets(sets: &[String]) -> Result<Overrides, Failure> {
     Ok(ov)
 }
 
+/// The gather hints, overrides and on/off switch from the flags over the profile (if any).
+fn hints_for(
+    host: &crate::host::Host,
+    a: &TuneArgs,
+    prof: Option<ProfileTuning>,
+) -> Result<(GatherHints, Overrides, bool), Failure> {
+    let flag_caps = a.disk_mbps.is_some() || a.disk_iops.is_some();
+    let caps = match &prof {
+        Some(p) if !flag_caps => p.caps.clone(),
+        _ => DiskCaps {
+            mbps: a.disk_mbps,
+            iops: a.disk_iops,
+            account_type: None,
+            source: flag_caps.then(|| "--disk-iops".into()),
+        },
+    };
+    let md = a.md.clone().or_else(|| {
+        prof.as_ref()
+            .and_then(|p| p.array_link.as_deref())
+            .and_then(|l| crate::md::array::resolve_md(host, l))
+    });
+    let mut ov = prof
+        .as_ref()
+        .map(|p| p.overrides.clone())
+        .unwrap_or_default();
+    ov.extend(parse_sets(&a.set)?);
+    let enabled = !a.off && prof.as_ref().is_none_or(|p| p.enabled);
+    let hints = GatherHints {
+        engine: a.engine.or(prof.as_ref().map(|p| p.engine)),
+        md,
+        disks: a.disks.clone(),
+        default_caps: caps,
+        vm_cap_iops: a.vm_iops,
+        ..Default::default()
+    };
+    Ok((hints, ov, enabled))
+}
+
 pub fn run(ctx: &Ctx, a: TuneArgs) -> anyhow::Result<i32> {
     if a.list_knobs {
         for n in knob_names() {
@@ -76,26 +119,19 @@ pub fn run(ctx: &Ctx, a: TuneArgs) -> anyhow::Result<i32> {
         }
         return Ok(crate::exit::OK);
     }
-    let ov = parse_sets(&a.set)?;
+    let from_profile = match &a.profile {
+        None => None,
+        Some(p) => match crate::profile::load(p)? {
+            Ok(prof) => Some(ProfileTuning::from_profile(&prof)),
+            Err(errs) => return Ok(super::profile::report_errors(ctx, &errs)),
+        },
+    };
     if a.apply {
         ctx.require_live("tune --apply")?;
     }
-    let caps = DiskCaps {
-        mbps: a.disk_mbps,
-        iops: a.disk_iops,
-        account_type: None,
-        source: (a.disk_mbps.is_some() || a.disk_iops.is_some()).then(|| "--disk-iops".into()),
-    };
-    let hints = GatherHints {
-        engine: a.engine,
-        md: a.md.clone(),
-        disks: a.disks.clone(),
-        default_caps: caps,
-        vm_cap_iops: a.vm_iops,
-        ..Default::default()
-    };
+    let (hints, ov, enabled) = hints_for(&ctx.host, &a, from_profile)?;
     let facts = tune::gather(&ctx.host, &hints)?;
-    let set = tune::compute(&facts, &ov, !a.off)?;
+    let set = tune::compute(&facts, &ov, enabled)?;
     let report = if a.apply {
         tune::apply(&ctx.host, &RealExec, &set, &facts)?
     } else {
@@ -256,5 +292,91 @@ mod tests {
         assert_eq!(ov["vm.swappiness"], "5");
         let e = parse_sets(&["vm.swappiness".into()]).unwrap_err();
         assert_eq!(e.code(), crate::exit::USAGE);
+    }
+
+    fn args(extra: &[&str]) -> TuneArgs {
+        #[derive(clap::Parser)]
+        struct W {
+            #[command(flatten)]
+            a: TuneArgs,
+        }
+        let mut v = vec!["tune"];
+        v.extend_from_slice(extra);
+        <W as clap::Parser>::parse_from(v).a
+    }
+
+    const PROFILE: &str = r#"version = 1
+[array]
+name = "dbdata"
+[database]
+engine = "postgresql"
+[tuning]
+disk-mbps = 200
+disk-iops = 5000
+[tuning.overrides]
+"vm.swappiness" = 7
+random_page_cost = "keep"
+"#;
+
+    fn fake_host_with_array() -> (tempfile::TempDir, crate::host::Host) {
+        let d = tempfile::tempdir().unwrap();
+        let host = crate::host::Host::with_root(d.path());
+        std::fs::create_dir_all(host.dev("md")).unwrap();
+        std::os::unix::fs::symlink("../md127", host.dev("md/dbdata")).unwrap();
+        std::fs::write(host.dev("md127"), b"").unwrap();
+        std::fs::create_dir_all(host.sys("block/md127")).unwrap();
+        (d, host)
+    }
+
+    #[test]
+    fn profile_supplies_engine_caps_overrides_and_array() {
+        let (_d, host) = fake_host_with_array();
+        let prof = crate::profile::parse(PROFILE, std::path::Path::new("p.toml")).unwrap();
+        let pt = ProfileTuning::from_profile(&prof);
+        let (h, ov, on) = hints_for(&host, &args(&[]), Some(pt)).unwrap();
+        assert!(on);
+        assert_eq!(h.engine, Some(Engine::Postgresql));
+        assert_eq!(h.md.as_deref(), Some("md127"));
+        assert_eq!(h.default_caps.mbps, Some(200));
+        assert_eq!(h.default_caps.iops, Some(5000));
+        assert_eq!(ov["vm.swappiness"], "7");
+        assert_eq!(ov["random_page_cost"], "keep");
+    }
+
+    #[test]
+    fn flags_win_over_the_profile() {
+        let (_d, host) = fake_host_with_array();
+        let prof = crate::profile::parse(PROFILE, std::path::Path::new("p.toml")).unwrap();
+        let a = args(&[
+            "--engine",
+            "mariadb",
+            "--set",
+            "vm.swappiness=1",
+            "--disk-iops",
+            "900",
+            "--md",
+            "md5",
+            "--off",
+        ]);
+        let (h, ov, on) = hints_for(&host, &a, Some(ProfileTuning::from_profile(&prof))).unwrap();
+        assert!(!on);
+        assert_eq!(h.engine, Some(Engine::Mariadb));
+        assert_eq!(h.md.as_deref(), Some("md5"));
+        assert_eq!(
+            (h.default_caps.mbps, h.default_caps.iops),
+            (None, Some(900))
+        );
+        assert_eq!(ov["vm.swappiness"], "1");
+    }
+
+    #[test]
+    fn profile_with_tuning_off_and_no_array() {
+        let (_d, host) = fake_host_with_array();
+        let text = "version = 1\n[disks]\nexpected-count = 1\n[array]\nlevel = \"none\"\n[tuning]\nenabled = false\n";
+        let prof = crate::profile::parse(text, std::path::Path::new("p.toml")).unwrap();
+        let (h, _, on) =
+            hints_for(&host, &args(&[]), Some(ProfileTuning::from_profile(&prof))).unwrap();
+        assert!(!on);
+        assert_eq!(h.md, None);
     }
 }

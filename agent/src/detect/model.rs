@@ -160,21 +160,84 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::OsDisk => write!(f, "OS disk"),
-            Refusal::ResourceDisk => write!(f, "temporary/resource disk (contents are lost on redeploy)"),
-            Refusal::LocalEphemeral => write!(f, "local ephemeral disk (contents are lost on stop/deallocate)"),
-            Refusal::HasPartitions { partitions } => write!(f, "has partitions: {}", partitions.join(", ")),
-            Refusal::HoldsSignature { kind, offset } => write!(f, "holds a {kind} signature at byte {offset} (wipe it explicitly with --wipe if it is really unused)"),
+            Refusal::ResourceDisk => {
+                write!(f, "temporary/resource disk (contents are lost on redeploy)")
+            }
+            Refusal::LocalEphemeral => write!(
+                f,
+                "local ephemeral disk (contents are lost on stop/deallocate)"
+            ),
+            Refusal::HasPartitions { partitions } => {
+                write!(f, "has partitions: {}", partitions.join(", "))
+            }
+            Refusal::HoldsSignature { kind, offset } => {
+                write!(f, "holds a {kind} signature at byte {offset}")
+            }
             Refusal::Mounted { mountpoint } => write!(f, "mounted at {mountpoint}"),
             Refusal::Swap => write!(f, "in use as swap"),
             Refusal::HeldBy { holders } => write!(f, "held by {}", holders.join(", ")),
             Refusal::NotADisk { what } => write!(f, "not a data disk ({what})"),
             Refusal::ReadOnly => write!(f, "read-only"),
-            Refusal::CacheModeNotAllowed { mode } => write!(f, "host cache mode {mode:?} is not allowed by the profile"),
-            Refusal::TooSmall { size_bytes, min_bytes } => write!(f, "too small: {size_bytes} bytes < {min_bytes} bytes required by the profile"),
+            Refusal::CacheModeNotAllowed { mode } => {
+                write!(f, "host cache mode {mode:?} is not allowed by the profile")
+            }
+            Refusal::TooSmall {
+                size_bytes,
+                min_bytes,
+            } => write!(
+                f,
+                "too small: {size_bytes} bytes < {min_bytes} bytes required by the profile"
+            ),
             Refusal::NotSelected { why } => write!(f, "not selected by the profile: {why}"),
             Refusal::Unreadable { attribute } => write!(f, "could not read {attribute}"),
             Refusal::RoleConflict { detail } => write!(f, "role is ambiguous: {detail}"),
         }
+    }
+}
+
+impl Refusal {
+    /// Refusals that `--wipe` cannot lift: what the disk is (OS, resource, not a disk) or that
+    /// something uses it right now (mounted, swap, held, read-only).
+    fn wipe_cannot_help(&self) -> bool {
+        matches!(
+            self,
+            Refusal::OsDisk
+                | Refusal::ResourceDisk
+                | Refusal::LocalEphemeral
+                | Refusal::NotADisk { .. }
+                | Refusal::Mounted { .. }
+                | Refusal::Swap
+                | Refusal::HeldBy { .. }
+                | Refusal::ReadOnly
+                | Refusal::RoleConflict { .. }
+        )
+    }
+}
+
+/// A disk's refusals as one line. The `--wipe` hint is given only where wiping would make the
+/// disk usable: it holds a signature or partitions and nothing says it is in use or not a data
+/// disk (never for the OS or resource disk, or a mounted one).
+pub fn describe_refusals(refusals: &[Refusal]) -> String {
+    let s = refusals
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    s + wipe_hint(refusals.iter())
+}
+
+/// The `--wipe` hint to append to a disk's reasons ("" when wiping would not help).
+pub fn wipe_hint<'a>(refusals: impl Iterator<Item = &'a Refusal> + Clone) -> &'static str {
+    let holds_data = refusals.clone().any(|r| {
+        matches!(
+            r,
+            Refusal::HoldsSignature { .. } | Refusal::HasPartitions { .. }
+        )
+    });
+    if holds_data && !refusals.into_iter().any(|r| r.wipe_cannot_help()) {
+        " (wipe it explicitly with --wipe if it is really unused)"
+    } else {
+        ""
     }
 }
 
@@ -263,4 +326,45 @@ pub struct Inventory {
     pub arrays: Vec<RunningArray>,
     /// Whether Azure IMDS was consulted and what happened ("not azure", "ok", "error: …").
     pub imds: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig() -> Refusal {
+        Refusal::HoldsSignature {
+            kind: "ext4".into(),
+            offset: 1080,
+        }
+    }
+
+    #[test]
+    fn wipe_hint_only_where_wiping_would_help() {
+        let hint = "--wipe";
+        assert!(describe_refusals(&[sig()]).contains(hint));
+        let parts = Refusal::HasPartitions {
+            partitions: vec!["sdc1".into()],
+        };
+        assert!(describe_refusals(&[parts]).contains(hint));
+        for blocker in [
+            Refusal::OsDisk,
+            Refusal::ResourceDisk,
+            Refusal::Mounted {
+                mountpoint: "/mnt".into(),
+            },
+            Refusal::HeldBy {
+                holders: vec!["md127".into()],
+            },
+        ] {
+            let text = describe_refusals(&[blocker.clone(), sig()]);
+            assert!(!text.contains(hint), "{text}");
+            assert!(text.starts_with(&blocker.to_string()), "{text}");
+            assert!(
+                text.contains("holds a ext4 signature at byte 1080"),
+                "{text}"
+            );
+        }
+        assert_eq!(describe_refusals(&[Refusal::OsDisk]), "OS disk");
+    }
 }

@@ -11,6 +11,11 @@ use std::time::Duration;
 
 pub const UNIT_NAME: &str = "dbhost-assemble.service";
 const UNIT_TEMPLATE: &str = include_str!("../../units/dbhost-assemble.service");
+/// udev rule giving running md arrays their by-uuid/by-label links when mdadm is absent (systemd's
+/// persistent-storage rules skip md devices; fstab mounts the data filesystem by UUID).
+pub const UDEV_RULE: &str = include_str!("../../units/63-dbhost-md.rules");
+/// Where the rule goes, below /etc.
+pub const UDEV_RULE_ETC: &str = "udev/rules.d/63-dbhost-md.rules";
 
 /// How the unit runs dbhost.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +65,22 @@ pub fn install_boot_unit(
     let text = render_unit(opts);
     let mut changed = atomic_write(&path, text.as_bytes(), 0o644)
         .with_context(|| format!("writing {}", path.display()))?;
+    let rule = host.etc(UDEV_RULE_ETC);
+    if atomic_write(&rule, UDEV_RULE.as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", rule.display()))?
+    {
+        changed = true;
+        if host.is_live() {
+            // Links for arrays running now, not only from the next boot.
+            exec.run(&CommandSpec::new("udevadm").args(["control", "--reload"]))?;
+            exec.run(&CommandSpec::new("udevadm").args([
+                "trigger",
+                "--action=change",
+                "--subsystem-match=block",
+                "--sysname-match=md*",
+            ]))?;
+        }
+    }
     let root: Vec<String> = if host.is_live() {
         vec![]
     } else {
@@ -110,6 +131,24 @@ mod tests {
     }
 
     #[test]
+    fn udev_rule_links_running_md_filesystems_by_uuid() {
+        let r = UDEV_RULE;
+        assert!(r.contains(r#"KERNEL!="md*", GOTO="dbhost_md_end""#));
+        assert!(r.contains(r#"ATTR{md/array_state}=="clear*|inactive", GOTO="dbhost_md_end""#));
+        assert!(r.contains(r#"IMPORT{builtin}="blkid""#));
+        assert!(r.contains(r#"SYMLINK+="disk/by-uuid/$env{ID_FS_UUID_ENC}""#));
+        // Every GOTO has its label, and the label comes after every GOTO.
+        let label = r.find(r#"LABEL="dbhost_md_end""#).expect("label");
+        assert!(r
+            .match_indices(r#"GOTO="dbhost_md_end""#)
+            .all(|(i, _)| i < label));
+        // No rule line runs a program (mdadm in particular).
+        assert!(!r
+            .lines()
+            .any(|l| !l.starts_with('#') && (l.contains("PROGRAM") || l.contains("RUN"))));
+    }
+
+    #[test]
     fn install_is_idempotent() {
         let d = tempfile::tempdir().unwrap();
         let h = Host::with_root(d.path());
@@ -120,6 +159,10 @@ mod tests {
         assert_eq!(
             r.value(),
             &PathBuf::from("/etc/systemd/system/dbhost-assemble.service")
+        );
+        assert_eq!(
+            std::fs::read_to_string(h.etc(UDEV_RULE_ETC)).unwrap(),
+            UDEV_RULE
         );
         let root = format!("--root={}", d.path().display());
         assert_eq!(

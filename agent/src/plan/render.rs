@@ -216,6 +216,12 @@ pub fn disk_table(disks: &[DiskVerdict]) -> String {
                         .map(|r| r.to_string())
                         .collect::<Vec<_>>()
                         .join("; ")
+                        + crate::detect::model::wipe_hint(d.reasons.iter().filter_map(
+                            |r| match r {
+                                super::DiskReason::Disk(x) => Some(x),
+                                super::DiskReason::Plan(_) => None,
+                            },
+                        ))
                 },
             ]
         })

@@ -179,7 +179,7 @@ all disks:
   sdc   0    -       512G  none       blank     selected
   sdd   1    -       512G  none       blank     selected
   sda   -    -       30G   readwrite  excluded  OS disk; has partitions: sda1, sda2
-  sdb   -    -       16G   unknown    excluded  temporary/resource disk (contents are lost on redeploy); holds a ntfs signature at byte 3 (wipe it explicitly with --wipe if it is really unused)
+  sdb   -    -       16G   unknown    excluded  temporary/resource disk (contents are lost on redeploy); holds a ntfs signature at byte 3
 ";
     assert_eq!(text, want, "got:\n{text}");
 }
@@ -205,7 +205,7 @@ disks:
   sdc   0    -       512G  none       blank     selected
   sdd   1    -       512G  readonly   excluded  host cache mode ReadOnly is not allowed by the profile
   sda   -    -       30G   readwrite  excluded  OS disk; has partitions: sda1, sda2
-  sdb   -    -       16G   unknown    excluded  temporary/resource disk (contents are lost on redeploy); holds a ntfs signature at byte 3 (wipe it explicitly with --wipe if it is really unused)
+  sdb   -    -       16G   unknown    excluded  temporary/resource disk (contents are lost on redeploy); holds a ntfs signature at byte 3
 ";
     assert_eq!(r.to_string(), want, "got:\n{r}");
     // JSON: every disk with its machine-readable reasons.

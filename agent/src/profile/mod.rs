@@ -324,7 +324,8 @@ impl Default for Filesystem {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// The database engine (the profile's `database.engine`, `tune --engine`, tuning facts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     Mysql,
@@ -336,6 +337,11 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// MySQL or MariaDB (InnoDB knobs, my.cnf drop-ins).
+    pub fn is_innodb(self) -> bool {
+        matches!(self, Engine::Mysql | Engine::Mariadb)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Engine::Mysql => "mysql",

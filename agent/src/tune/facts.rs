@@ -11,32 +11,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-/// The database engine the host serves (same names as the profile's `database.engine`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    Mysql,
-    Mariadb,
-    Postgresql,
-    None,
-}
-
-impl std::fmt::Display for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Engine::Mysql => "mysql",
-            Engine::Mariadb => "mariadb",
-            Engine::Postgresql => "postgresql",
-            Engine::None => "none",
-        })
-    }
-}
-
-impl Engine {
-    pub fn is_innodb(self) -> bool {
-        matches!(self, Engine::Mysql | Engine::Mariadb)
-    }
-}
+/// The database engine the host serves: the profile's type (`database.engine`).
+pub use crate::profile::Engine;
 
 /// A (major, minor, patch) version.
 pub type Version = (u32, u32, u32);
