@@ -154,6 +154,11 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
 
     // 1. Observe everything (dry run). This is the plan shown to the operator.
     let mut j = Journal::scratch();
+    // The dry run sees what the real run will resume (an interrupted relocation's record), so
+    // a relocation cut after db.switch-config is not shown as done, or skipped as "nothing to do".
+    if let Ok(Some(last)) = Journal::load_last(&ctx.host) {
+        j.data = last.data;
+    }
     let mut u = Undo::disabled();
     let mut noprog = |_: &str, _: u64, _: u64| {};
     let mut cx = ApplyCx {
