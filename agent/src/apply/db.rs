@@ -18,7 +18,10 @@ const JOURNAL_KEY: &str = "relocate";
 /// Shared between the steps of one run.
 #[derive(Default)]
 struct Shared {
-    loaded: bool,
+    /// The journal run the state was loaded for: the dry run that shows the plan observes
+    /// with a scratch journal first, and the real run must load its own journal's record
+    /// (a resumed relocation), not keep what the dry run derived.
+    loaded_for: Option<String>,
     /// `None` after loading: nothing to relocate (already on the target).
     state: Option<RelocateState>,
     done_reason: String,
@@ -45,10 +48,12 @@ pub fn engine_of(p: &crate::profile::Engine) -> Option<Engine> {
 impl Ctxd {
     fn load(&self, cx: &mut ApplyCx<'_>) -> Result<()> {
         let mut sh = self.shared.borrow_mut();
-        if sh.loaded {
+        if sh.loaded_for.as_deref() == Some(cx.journal.run_id.as_str()) {
             return Ok(());
         }
-        sh.loaded = true;
+        sh.loaded_for = Some(cx.journal.run_id.clone());
+        sh.state = None;
+        sh.done_reason.clear();
         if let Some(v) = cx.journal.data.get(JOURNAL_KEY) {
             if let Ok(st) = serde_json::from_value::<RelocateState>(v.clone()) {
                 if st.new_datadir == self.target && st.engine() == self.engine {
@@ -339,6 +344,120 @@ mod tests {
     use crate::host::{FakeExec, Host};
 
     #[test]
+    fn a_resumed_relocation_is_loaded_from_the_real_journal_after_the_dry_run() {
+        // Killed (or powered off) after db.switch-config: the configuration already points at
+        // the new datadir, the old one is not renamed yet. The dry run (scratch journal, no
+        // record) must not decide for the real run that the relocation is done.
+        let d = tempfile::tempdir().unwrap();
+        let h = Host::with_root(d.path());
+        let put = |p: &str, t: &str| {
+            let p = h.path(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, t).unwrap();
+        };
+        put("/var/lib/mysql/ibdata1", "old");
+        put("/var/lib/mysql/mysql/user.frm", "u");
+        put("/datadrive/mysql/ibdata1", "new");
+        put("/datadrive/mysql/mysql/user.frm", "u");
+        put("/lib/systemd/system/mariadb.service", "");
+        put("/etc/mysql/my.cnf", "[mysqld]\ndatadir=/var/lib/mysql\n");
+        put(
+            "/proc/self/mounts",
+            "/dev/vda / ext4 rw 0 0\n/dev/md127 /datadrive xfs rw 0 0\n",
+        );
+        let exec = FakeExec::new();
+        let inst = dbe::discover(&h, &exec, Engine::Mariadb).unwrap();
+        let st = RelocateState::new(
+            inst,
+            Path::new("/datadrive/mysql"),
+            "20261122T010203Z",
+            Path::new("/var/lib/dbhost"),
+        );
+        put("/etc/mysql/my.cnf", "[mysqld]\ndatadir=/datadrive/mysql\n");
+        let plan = DatabasePlan {
+            engine: crate::profile::Engine::Mariadb,
+            datadir_subdir: "mysql".into(),
+            target: "/datadrive/mysql".into(),
+            keep_old_datadir: true,
+            retention: None,
+        };
+        let steps = steps(&plan, "/datadrive", false).unwrap();
+        let keep_old = steps.iter().find(|s| s.id() == "db.keep-old").unwrap();
+        let mut u = Undo::disabled();
+        let mut p = |_: &str, _: u64, _: u64| {};
+        // 1. the dry run: a scratch journal without the record
+        let mut scratch = Journal::scratch();
+        let mut cx = ApplyCx {
+            host: &h,
+            exec: &exec,
+            undo: &mut u,
+            journal: &mut scratch,
+            facts: Default::default(),
+            progress: &mut p,
+        };
+        keep_old.observe(&mut cx).unwrap();
+        // 2. the real run: its journal carries the interrupted run's record
+        let mut real = Journal::begin(&h, "apply", None).unwrap();
+        real.set_data(JOURNAL_KEY, serde_json::to_value(&st).unwrap())
+            .unwrap();
+        let mut u = Undo::disabled();
+        let mut cx = ApplyCx {
+            host: &h,
+            exec: &exec,
+            undo: &mut u,
+            journal: &mut real,
+            facts: Default::default(),
+            progress: &mut p,
+        };
+        let obs = keep_old.observe(&mut cx).unwrap();
+        assert!(matches!(obs, Observation::Todo(_)), "{obs:?}");
+    }
+
+    #[test]
+    fn too_small_device_is_a_conflict_before_any_write() {
+        let d = tempfile::tempdir().unwrap();
+        let h = Host::with_root(d.path());
+        std::fs::create_dir_all(h.path("/var/lib/mysql/mysql")).unwrap();
+        std::fs::write(h.path("/var/lib/mysql/ibdata1"), vec![7u8; 4 << 20]).unwrap();
+        std::fs::create_dir_all(h.path("/etc/mysql")).unwrap();
+        std::fs::write(
+            h.path("/etc/mysql/my.cnf"),
+            "[mysqld]\ndatadir=/var/lib/mysql\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(h.path("/proc/self")).unwrap();
+        std::fs::write(h.path("/proc/self/mounts"), "/dev/vda / ext4 rw 0 0\n").unwrap();
+        let exec = FakeExec::new();
+        let mut j = Journal::scratch();
+        let mut u = Undo::disabled();
+        let mut p = |_: &str, _: u64, _: u64| {};
+        let mut cx = ApplyCx {
+            host: &h,
+            exec: &exec,
+            undo: &mut u,
+            journal: &mut j,
+            facts: Default::default(),
+            progress: &mut p,
+        };
+        let step = |bytes| RoomStep {
+            engine: Some(Engine::Mariadb),
+            target: PathBuf::from("/datadrive/mysql"),
+            mount_point: "/datadrive".into(),
+            device_bytes: bytes,
+        };
+        // 4 MiB + 64 MiB margin does not fit on 100 MiB less overhead (69 MiB)...
+        assert!(matches!(
+            step(100 << 20).observe(&mut cx).unwrap(),
+            Observation::Conflict(_)
+        ));
+        // ...but fits on 1 GiB.
+        assert!(matches!(
+            step(1 << 30).observe(&mut cx).unwrap(),
+            Observation::Done(_)
+        ));
+    }
+
+    #[test]
     fn the_config_switch_saves_the_files_it_changes_in_the_undo_bundle() {
         let d = tempfile::tempdir().unwrap();
         let h = Host::with_root(d.path());
@@ -401,49 +520,5 @@ mod tests {
             )),
             "{saved:?}"
         );
-    }
-
-    #[test]
-    fn too_small_device_is_a_conflict_before_any_write() {
-        let d = tempfile::tempdir().unwrap();
-        let h = Host::with_root(d.path());
-        std::fs::create_dir_all(h.path("/var/lib/mysql/mysql")).unwrap();
-        std::fs::write(h.path("/var/lib/mysql/ibdata1"), vec![7u8; 4 << 20]).unwrap();
-        std::fs::create_dir_all(h.path("/etc/mysql")).unwrap();
-        std::fs::write(
-            h.path("/etc/mysql/my.cnf"),
-            "[mysqld]\ndatadir=/var/lib/mysql\n",
-        )
-        .unwrap();
-        std::fs::create_dir_all(h.path("/proc/self")).unwrap();
-        std::fs::write(h.path("/proc/self/mounts"), "/dev/vda / ext4 rw 0 0\n").unwrap();
-        let exec = FakeExec::new();
-        let mut j = Journal::scratch();
-        let mut u = Undo::disabled();
-        let mut p = |_: &str, _: u64, _: u64| {};
-        let mut cx = ApplyCx {
-            host: &h,
-            exec: &exec,
-            undo: &mut u,
-            journal: &mut j,
-            facts: Default::default(),
-            progress: &mut p,
-        };
-        let step = |bytes| RoomStep {
-            engine: Some(Engine::Mariadb),
-            target: PathBuf::from("/datadrive/mysql"),
-            mount_point: "/datadrive".into(),
-            device_bytes: bytes,
-        };
-        // 4 MiB + 64 MiB margin does not fit on 100 MiB less overhead (69 MiB)...
-        assert!(matches!(
-            step(100 << 20).observe(&mut cx).unwrap(),
-            Observation::Conflict(_)
-        ));
-        // ...but fits on 1 GiB.
-        assert!(matches!(
-            step(1 << 30).observe(&mut cx).unwrap(),
-            Observation::Done(_)
-        ));
     }
 }

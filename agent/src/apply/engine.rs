@@ -90,6 +90,9 @@ pub fn run_steps(
             ))
             .into());
         }
+        if !opts.dry_run {
+            super::fault::at_step(&id, super::fault::When::Before);
+        }
         let description = step.describe();
         let observation = match step.observe(cx) {
             Ok(o) => o,
@@ -172,6 +175,9 @@ pub fn run_steps(
             }
         }
         report.steps.push(rep);
+        if !opts.dry_run {
+            super::fault::at_step(&id, super::fault::When::After);
+        }
     }
     if !opts.dry_run {
         cx.journal.finish(RunStatus::Done)?;

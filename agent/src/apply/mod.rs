@@ -11,6 +11,7 @@
 pub mod build;
 pub mod db;
 pub mod engine;
+pub mod fault;
 pub mod journal;
 pub mod step;
 pub mod sys;

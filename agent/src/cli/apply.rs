@@ -144,11 +144,21 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
         self_exe: std::env::current_exe().ok(),
     };
     let steps = build::build(&prof, &plan, &bopts)?;
+    if !a.dry_run {
+        // TEST-ONLY (vm-tests crash-matrix): inert unless DBHOST_FAULT is set.
+        let ids: Vec<String> = steps.iter().map(|s| s.id()).collect();
+        apply::fault::arm_from_env(&ids).map_err(|e| Failure::Usage(format!("{e:#}")))?;
+    }
     let exec = RealExec;
     let json = ctx.output == OutputFormat::Json;
 
     // 1. Observe everything (dry run). This is the plan shown to the operator.
     let mut j = Journal::scratch();
+    // The dry run sees what the real run will resume (an interrupted relocation's record), so
+    // a relocation cut after db.switch-config is not shown as done, or skipped as "nothing to do".
+    if let Ok(Some(last)) = Journal::load_last(&ctx.host) {
+        j.data = last.data;
+    }
     let mut u = Undo::disabled();
     let mut noprog = |_: &str, _: u64, _: u64| {};
     let mut cx = ApplyCx {

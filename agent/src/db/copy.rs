@@ -1062,6 +1062,7 @@ fn run_pass(
     let mut leaders: HashMap<u64, String> = HashMap::new();
     let mut last_cp = Instant::now();
     let mut since_cp = 0u64;
+    let mut files_copied = 0u64; // for the test-only fault points (apply::fault)
     for s in &entries {
         let dpath = if s.rel.is_empty() {
             cx.dst.to_path_buf()
@@ -1133,6 +1134,17 @@ fn run_pass(
         }
         if copied {
             rep.copied.push(s.rel.clone());
+            if kind == Kind::File {
+                files_copied += 1;
+                crate::apply::fault::at_copy(
+                    if mode == Mode::Hot {
+                        crate::apply::fault::Pass::Pass1
+                    } else {
+                        crate::apply::fault::Pass::Pass2
+                    },
+                    files_copied,
+                );
+            }
         } else {
             rep.unchanged += 1;
         }

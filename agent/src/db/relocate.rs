@@ -337,7 +337,7 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
             }
         }
         Step::Stop => {
-            if switched || !engine::is_active(cx.exec, &st.instance.unit) {
+            if switched || engine::is_stopped(cx.exec, &st.instance.unit) {
                 Observed::Done
             } else {
                 Observed::Todo(format!("stop {}", st.instance.unit))
@@ -438,6 +438,12 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
         Step::Pass1 => {
             let mut man = load_manifest(cx, st);
             let mp = cx.host.path(&st.manifest);
+            // The manifest must exist before the first byte lands in the target: it is what
+            // tells a re-run after a crash that the files there are dbhost's own copy (else
+            // preflight refuses them as foreign data). Pass 1 only checkpoints every few seconds.
+            if !mp.exists() {
+                man.save(&mp)?;
+            }
             let rep = copy::pass1(&old, &new, &mut man, &cx.copy, cx.progress, &mut |m| {
                 m.save(&mp)
             })?;

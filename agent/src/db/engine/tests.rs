@@ -460,3 +460,85 @@ fn newest_debian_mariadb_default_is_var_lib_mariadb() {
     let inst = discover(&host, &FakeExec::new(), Engine::Mariadb).unwrap();
     assert_eq!(inst.datadir, Path::new("/var/lib/mysql"));
 }
+
+/// A fake systemd with a socket-activated service (Debian 12's mariadb.socket): while the
+/// socket listens, a client connecting starts the service.
+struct SocketSystemd {
+    service: std::sync::Mutex<bool>,
+    socket: std::sync::Mutex<bool>,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl SocketSystemd {
+    fn new() -> Self {
+        SocketSystemd {
+            service: std::sync::Mutex::new(true),
+            socket: std::sync::Mutex::new(true),
+            calls: Default::default(),
+        }
+    }
+    /// A client (the application) connects.
+    fn connect(&self) {
+        if *self.socket.lock().unwrap() {
+            *self.service.lock().unwrap() = true;
+        }
+    }
+}
+
+impl Exec for SocketSystemd {
+    fn output(&self, cmd: &crate::host::CommandSpec) -> anyhow::Result<ExecOutput> {
+        self.calls.lock().unwrap().push(cmd.display());
+        let a: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
+        let flag = |u: &str| {
+            if u.ends_with(".socket") {
+                &self.socket
+            } else {
+                &self.service
+            }
+        };
+        Ok(match a.as_slice() {
+            ["show", "-P", "TriggeredBy", "mariadb.service"] => out(0, "mariadb.socket\n"),
+            ["is-active", "--quiet", u] => out(if *flag(u).lock().unwrap() { 0 } else { 3 }, ""),
+            ["is-enabled", _] => out(0, "enabled\n"),
+            ["stop", units @ ..] => {
+                for u in units {
+                    *flag(u).lock().unwrap() = false;
+                }
+                out(0, "")
+            }
+            ["start", units @ ..] => {
+                for u in units {
+                    *flag(u).lock().unwrap() = true;
+                }
+                out(0, "")
+            }
+            _ => out(1, "unexpected"),
+        })
+    }
+}
+
+#[test]
+fn stop_also_stops_the_activating_socket_and_start_brings_it_back() {
+    let sd = SocketSystemd::new();
+    assert!(!is_stopped(&sd, "mariadb.service"));
+    assert!(stop(&sd, "mariadb.service", &no_wait()).unwrap());
+    // During the downtime a client connects: the server must stay down.
+    sd.connect();
+    assert!(!is_active(&sd, "mariadb.service"));
+    assert!(is_stopped(&sd, "mariadb.service"));
+    assert!(!stop(&sd, "mariadb.service", &no_wait()).unwrap());
+    // Service down but the socket listening (e.g. after a reboot) is not "stopped".
+    *sd.socket.lock().unwrap() = true;
+    assert!(!is_stopped(&sd, "mariadb.service"));
+    assert!(stop(&sd, "mariadb.service", &no_wait()).unwrap());
+    assert!(start(&sd, "mariadb.service", &no_wait()).unwrap());
+    assert!(
+        *sd.socket.lock().unwrap(),
+        "the enabled socket was not started again"
+    );
+    assert!(sd
+        .calls
+        .lock()
+        .unwrap()
+        .contains(&"systemctl start mariadb.socket mariadb.service".to_string()));
+}

@@ -744,3 +744,61 @@ fn switching_postgresql_conf_keeps_its_owner_and_mode_and_rollback_too() {
         .contains("'/var/lib/postgresql/15/main'"));
     assert_eq!(owner_mode(&p), (uid, gid, 0o640));
 }
+
+#[test]
+fn a_crash_in_pass1_before_its_first_checkpoint_is_resumed_not_refused() {
+    // A kill or power cut while pass 1 copies its first files (before the periodic manifest
+    // checkpoint) leaves files in the target. The next run must recognise them as dbhost's own
+    // (the manifest exists from the start of the copy), not refuse them as foreign data.
+    let e = env(true);
+    let mut st = fresh_state(&e);
+    let manifest = e.host.path(&st.manifest);
+    let target = e.host.root().join("data/mysql");
+    with_ctx(&e, copts(), |cx| {
+        apply(cx, &mut st, Step::Preflight).unwrap();
+    });
+    let journal = e.journal.clone();
+    let mut save = move |s: &RelocateState| -> Result<()> {
+        atomic_write(&journal, &serde_json::to_vec(s)?, 0o600)?;
+        Ok(())
+    };
+    // The first byte written by pass 1 is where the crash happens: record what a re-run would
+    // find on disk at that moment.
+    let mut at_first_write: Option<bool> = None;
+    let mut progress = |p: Progress| {
+        if p.done > 0 && at_first_write.is_none() {
+            at_first_write = Some(manifest.is_file());
+        }
+    };
+    let mut cx = Ctx {
+        host: &e.host,
+        exec: &e.db,
+        copy: CopyOptions {
+            checkpoint_every: Duration::from_secs(3600),
+            ..copts()
+        },
+        wait: no_wait(),
+        progress: &mut progress,
+        save: &mut save,
+        require_separate_fs: false,
+    };
+    apply(&mut cx, &mut st, Step::Pass1).unwrap();
+    assert_eq!(
+        at_first_write,
+        Some(true),
+        "pass 1 wrote into {} before its manifest existed",
+        target.display()
+    );
+    // And the state such a crash leaves (target files + an empty manifest) is resumed.
+    copy::Manifest::new(&e.host.path(&st.old_datadir), &target)
+        .save(&manifest)
+        .unwrap();
+    let st2 = load(&e);
+    let obs = with_ctx(&e, copts(), |cx| {
+        observe(cx, &st2, Step::Preflight).unwrap()
+    });
+    assert!(matches!(obs, Observed::Todo(_)), "{obs:?}");
+    let mut st2 = st2;
+    run_all(&e, &mut st2).unwrap();
+    assert_relocated(&e, &st2);
+}
