@@ -388,6 +388,38 @@ fn outcome(changed: bool) -> Outcome {
 /// Carry out `step` (call [`observe`] first; applying a done step is harmless but may cost a
 /// scan).
 pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome> {
+    apply_detailed(cx, st, step).map(|(o, _)| o)
+}
+
+/// What a copy pass did, for reports: `copied N of M entries, B bytes[, removed R]`. The byte
+/// count is what a pipeline (or the relocation benchmark) divides by the step's seconds.
+fn pass_detail(rep: &copy::PassReport) -> String {
+    let mut s = format!(
+        "copied {} of {} entries, {} bytes",
+        rep.copied.len(),
+        rep.entries,
+        rep.copied_bytes
+    );
+    if !rep.removed.is_empty() {
+        s.push_str(&format!(", removed {}", rep.removed.len()));
+    }
+    s
+}
+
+fn verify_detail(rep: &copy::VerifyReport) -> String {
+    format!(
+        "hashed {} files, {} bytes; {} entries' metadata checked",
+        rep.hashed_files, rep.hashed_bytes, rep.checked_entries
+    )
+}
+
+/// [`apply`], plus a one-line account of the work done (bytes copied or hashed; empty for the
+/// steps that move no data).
+pub fn apply_detailed(
+    cx: &mut Ctx,
+    st: &mut RelocateState,
+    step: Step,
+) -> Result<(Outcome, String)> {
     let old = cx.host.path(&st.old_datadir);
     let new = cx.host.path(&st.new_datadir);
     match step {
@@ -404,7 +436,7 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                 st.running_recorded = true;
                 (cx.save)(st)?;
             }
-            Ok(Outcome::Unchanged)
+            Ok((Outcome::Unchanged, String::new()))
         }
         Step::Pass1 => {
             let mut man = load_manifest(cx, st);
@@ -412,7 +444,7 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
             let rep = copy::pass1(&old, &new, &mut man, &cx.copy, cx.progress, &mut |m| {
                 m.save(&mp)
             })?;
-            Ok(outcome(rep.changed()))
+            Ok((outcome(rep.changed()), pass_detail(&rep)))
         }
         Step::VerifyPass1 => {
             let mut man = load_manifest(cx, st);
@@ -421,9 +453,12 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
             for m in &rep.mismatches {
                 tracing::warn!(path = %m.path, "pass 1 copy differs ({}); pass 2 copies it again", m.what);
             }
-            Ok(outcome(rep.hashed_files > 0))
+            Ok((outcome(rep.hashed_files > 0), verify_detail(&rep)))
         }
-        Step::Stop => Ok(outcome(engine::stop(cx.exec, &st.instance.unit, &cx.wait)?)),
+        Step::Stop => Ok((
+            outcome(engine::stop(cx.exec, &st.instance.unit, &cx.wait)?),
+            String::new(),
+        )),
         Step::Pass2 => {
             if engine::is_active(cx.exec, &st.instance.unit) {
                 bail!(
@@ -434,7 +469,7 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
             let mut man = load_manifest(cx, st);
             let rep = copy::pass2(&old, &new, &mut man, &cx.copy, cx.progress)?;
             man.save(&cx.host.path(&st.manifest))?;
-            Ok(outcome(rep.changed()))
+            Ok((outcome(rep.changed()), pass_detail(&rep)))
         }
         Step::VerifyDelta => {
             let mut man = load_manifest(cx, st);
@@ -445,7 +480,7 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                 st.new_datadir.display(),
                 st.old_datadir.display()
             ))?;
-            Ok(outcome(rep.hashed_files > 0))
+            Ok((outcome(rep.hashed_files > 0), verify_detail(&rep)))
         }
         Step::SwitchConfig => {
             let files = render(cx, st)?;
@@ -486,11 +521,11 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                     now.source
                 );
             }
-            Ok(outcome(changed))
+            Ok((outcome(changed), String::new()))
         }
         Step::KeepOld => {
             match observe(cx, st, step)? {
-                Observed::Done => return Ok(Outcome::Unchanged),
+                Observed::Done => return Ok((Outcome::Unchanged, String::new())),
                 Observed::Conflict(c) => bail!("{c}"),
                 Observed::Todo(_) => {}
             }
@@ -523,13 +558,12 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                 fs::set_permissions(&hp, fs::Permissions::from_mode(meta.mode() & 0o7777))
                     .with_context(|| format!("chmod {}", p.display()))?;
             }
-            Ok(Outcome::Changed)
+            Ok((Outcome::Changed, String::new()))
         }
-        Step::Start => Ok(outcome(engine::start(
-            cx.exec,
-            &st.instance.unit,
-            &cx.wait,
-        )?)),
+        Step::Start => Ok((
+            outcome(engine::start(cx.exec, &st.instance.unit, &cx.wait)?),
+            String::new(),
+        )),
         Step::Health => {
             engine::health(
                 cx.host,
@@ -538,7 +572,7 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                 Some(&st.new_datadir),
                 &cx.wait,
             )?;
-            Ok(Outcome::Unchanged)
+            Ok((Outcome::Unchanged, String::new()))
         }
     }
 }
