@@ -391,6 +391,59 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
     apply_detailed(cx, st, step).map(|(o, _)| o)
 }
 
+/// Files of the switch that do not change which datadir the server uses, so they can be written
+/// (and reloaded) while it still runs: the systemd unit drop-in and the AppArmor local rule.
+fn staged_before_stop(path: &Path) -> bool {
+    path.starts_with("/etc/systemd/") || path.starts_with("/etc/apparmor.d/")
+}
+
+/// Does a change of this file need [`engine::reload_commands`]? The MySQL/MariaDB `.cnf` is read
+/// at start only; PostgreSQL's `postgresql.conf` also feeds Debian's systemd generator
+/// (`RequiresMountsFor=` of the cluster unit), so it needs a daemon-reload.
+fn needs_reload(engine: Engine, path: &Path) -> bool {
+    engine == Engine::Postgresql || staged_before_stop(path)
+}
+
+/// Write `files` (originals recorded for rollback first: the first save wins, so a re-run never
+/// records dbhost's own content as "before"), then reload what needs it. True when any file
+/// changed.
+fn write_config(
+    cx: &mut Ctx,
+    st: &mut RelocateState,
+    files: &[engine::ConfigFile],
+) -> Result<bool> {
+    let mut dirty = false;
+    for f in files {
+        if !st.saved_files.iter().any(|s| s.path == f.path) {
+            let p = cx.host.path(&f.path);
+            st.saved_files.push(SavedFile {
+                path: f.path.clone(),
+                before: fs::read_to_string(&p).ok(),
+                mode: fs::metadata(&p).ok().map(|m| m.mode() & 0o7777),
+            });
+            dirty = true;
+        }
+    }
+    if dirty {
+        (cx.save)(st)?;
+    }
+    let mut changed = false;
+    let mut reload = false;
+    for f in files {
+        let p = cx.host.path(&f.path);
+        let c = atomic_write(&p, f.content.as_bytes(), f.mode)
+            .with_context(|| format!("writing {}", f.path.display()))?;
+        changed |= c;
+        reload |= c && needs_reload(st.engine(), &f.path);
+    }
+    if reload {
+        for c in engine::reload_commands(cx.host, &st.instance) {
+            cx.exec.run(&c)?;
+        }
+    }
+    Ok(changed)
+}
+
 /// What a copy pass did, for reports: `copied N of M entries, B bytes[, removed R]`. The byte
 /// count is what a pipeline (or the relocation benchmark) divides by the step's seconds.
 fn pass_detail(rep: &copy::PassReport) -> String {
@@ -455,10 +508,24 @@ pub fn apply_detailed(
             }
             Ok((outcome(rep.hashed_files > 0), verify_detail(&rep)))
         }
-        Step::Stop => Ok((
-            outcome(engine::stop(cx.exec, &st.instance.unit, &cx.wait)?),
-            String::new(),
-        )),
+        Step::Stop => {
+            // Downtime starts here, so first (server still running) put the files in place
+            // that do not move the datadir — the unit drop-in (RequiresMountsFor=) and the
+            // AppArmor rule for the new path — and reload them: `systemctl daemon-reload`
+            // takes seconds on a busy host and need not happen inside the window.
+            let files: Vec<_> = render(cx, st)?
+                .into_iter()
+                .filter(|f| staged_before_stop(&f.path))
+                .collect();
+            let staged = write_config(cx, st, &files)?;
+            let stopped = engine::stop(cx.exec, &st.instance.unit, &cx.wait)?;
+            let detail = if staged {
+                "unit drop-in staged and reloaded before the stop".to_string()
+            } else {
+                String::new()
+            };
+            Ok((outcome(stopped || staged), detail))
+        }
         Step::Pass2 => {
             if engine::is_active(cx.exec, &st.instance.unit) {
                 bail!(
@@ -484,34 +551,7 @@ pub fn apply_detailed(
         }
         Step::SwitchConfig => {
             let files = render(cx, st)?;
-            // Remember the originals first (the first save wins: a re-run must not record
-            // dbhost's own content as "before").
-            let mut dirty = false;
-            for f in &files {
-                if !st.saved_files.iter().any(|s| s.path == f.path) {
-                    let p = cx.host.path(&f.path);
-                    st.saved_files.push(SavedFile {
-                        path: f.path.clone(),
-                        before: fs::read_to_string(&p).ok(),
-                        mode: fs::metadata(&p).ok().map(|m| m.mode() & 0o7777),
-                    });
-                    dirty = true;
-                }
-            }
-            if dirty {
-                (cx.save)(st)?;
-            }
-            let mut changed = false;
-            for f in &files {
-                let p = cx.host.path(&f.path);
-                changed |= atomic_write(&p, f.content.as_bytes(), f.mode)
-                    .with_context(|| format!("writing {}", f.path.display()))?;
-            }
-            if changed {
-                for c in engine::reload_commands(cx.host, &st.instance) {
-                    cx.exec.run(&c)?;
-                }
-            }
+            let changed = write_config(cx, st, &files)?;
             if !config_switched(cx, st)? {
                 let now = engine::discover_with(cx.host, cx.exec, st.engine(), false)?;
                 bail!(
