@@ -461,8 +461,13 @@ fn pass_detail(rep: &copy::PassReport) -> String {
 
 fn verify_detail(rep: &copy::VerifyReport) -> String {
     format!(
-        "hashed {} files, {} bytes; {} entries' metadata checked",
-        rep.hashed_files, rep.hashed_bytes, rep.checked_entries
+        "hashed {} files, {} bytes; compared {} patched files, {} bytes; {} entries' metadata \
+         checked",
+        rep.hashed_files,
+        rep.hashed_bytes,
+        rep.compared_files,
+        rep.compared_bytes,
+        rep.checked_entries
     )
 }
 
@@ -547,7 +552,10 @@ pub fn apply_detailed(
                 st.new_datadir.display(),
                 st.old_datadir.display()
             ))?;
-            Ok((outcome(rep.hashed_files > 0), verify_detail(&rep)))
+            Ok((
+                outcome(rep.hashed_files + rep.compared_files > 0),
+                verify_detail(&rep),
+            ))
         }
         Step::SwitchConfig => {
             let files = render(cx, st)?;
