@@ -103,7 +103,7 @@ for l in open(sys.argv[1]):
     if e.get("event") == "finished" and e.get("step") == "db.pass1":
         print(re.search(r"([0-9]+) bytes", e["outcome"]["detail"]).group(1))' "$O/apply.out")
 count=$(( (bytes + 4194303) / 4194304 ))
-src=$(findmnt -no SOURCE /)
+src=$(findmnt -no SOURCE /); [ -b "$src" ] || src=/dev/vda
 echo "dd: $count x 4 MiB from $src" >"$O/dd.txt"
 sync; echo 3 >/proc/sys/vm/drop_caches
 dd if="$src" of=/datadrive/dd-scratch bs=4M count=$count iflag=direct oflag=direct 2>>"$O/dd.txt"
