@@ -70,7 +70,7 @@ mysql -e "CREATE TABLE bench.blobs (id INT PRIMARY KEY, b LONGBLOB) ENGINE=InnoD
 i=0
 while [ $i -lt {BLOBS} ]; do
   j=$((i + 256)); [ $j -le {BLOBS} ] || j={BLOBS}
-  mysql -e "INSERT INTO bench.blobs SELECT seq, REPEAT(MD5(seq), 2048) FROM seq_$((i + 1))_to_$j" >>"$O/load.log" 2>&1
+  mysql bench -e "INSERT INTO bench.blobs SELECT seq, REPEAT(MD5(seq), 2048) FROM seq_$((i + 1))_to_$j" >>"$O/load.log" 2>&1
   i=$j
 done
 echo "load_s=$(( $(date +%s) - t0 ))" >>"$O/timing.txt"

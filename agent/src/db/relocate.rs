@@ -121,6 +121,10 @@ pub struct RelocateState {
     /// point the database at it instead of copying (the copy steps are done by definition).
     #[serde(default)]
     pub adopt: bool,
+    /// Socket units that activate the service (systemd socket activation, e.g. Debian's
+    /// `mariadb.socket`) which the stop step stopped too; the start step starts them again.
+    #[serde(default)]
+    pub stopped_sockets: Vec<String>,
 }
 
 impl RelocateState {
@@ -141,6 +145,7 @@ impl RelocateState {
             saved_files: Vec::new(),
             adopt: false,
             placeholders: Vec::new(),
+            stopped_sockets: Vec::new(),
         }
     }
     pub fn engine(&self) -> Engine {
@@ -308,7 +313,10 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
             }
         }
         Step::Stop => {
-            if switched || !engine::is_active(cx.exec, &st.instance.unit) {
+            if switched
+                || !engine::is_active(cx.exec, &st.instance.unit)
+                    && active_sockets(cx.exec, &st.instance.unit).is_empty()
+            {
                 Observed::Done
             } else {
                 Observed::Todo(format!("stop {}", st.instance.unit))
@@ -367,7 +375,12 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
             }
         }
         Step::Start => {
-            if engine::is_active(cx.exec, &st.instance.unit) {
+            if engine::is_active(cx.exec, &st.instance.unit)
+                && st
+                    .stopped_sockets
+                    .iter()
+                    .all(|s| engine::is_active(cx.exec, s))
+            {
                 Observed::Done
             } else {
                 Observed::Todo(format!("start {}", st.instance.unit))
@@ -389,6 +402,28 @@ fn outcome(changed: bool) -> Outcome {
 /// scan).
 pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome> {
     apply_detailed(cx, st, step).map(|(o, _)| o)
+}
+
+/// Active socket units that start `unit` on a client connection (`TriggeredBy=`).
+fn active_sockets(exec: &dyn Exec, unit: &str) -> Vec<String> {
+    let cmd = crate::host::CommandSpec::new("systemctl").args([
+        "show",
+        "-p",
+        "TriggeredBy",
+        "--value",
+        unit,
+    ]);
+    exec.output(&cmd)
+        .ok()
+        .filter(|o| o.status == 0)
+        .map(|o| {
+            o.stdout
+                .split_whitespace()
+                .filter(|s| s.ends_with(".socket") && engine::is_active(exec, s))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Files of the switch that do not change which datadir the server uses, so they can be written
@@ -523,6 +558,21 @@ pub fn apply_detailed(
                 .filter(|f| staged_before_stop(&f.path))
                 .collect();
             let staged = write_config(cx, st, &files)?;
+            // With socket activation a client connecting after the stop would start the server
+            // again, on the old datadir, in the middle of pass 2: stop the sockets first
+            // (recorded before, so the start step and rollback start them again).
+            let socks = active_sockets(cx.exec, &st.instance.unit);
+            if socks.iter().any(|s| !st.stopped_sockets.contains(s)) {
+                for s in socks {
+                    if !st.stopped_sockets.contains(&s) {
+                        st.stopped_sockets.push(s);
+                    }
+                }
+                (cx.save)(st)?;
+            }
+            for s in &st.stopped_sockets {
+                engine::stop(cx.exec, s, &cx.wait)?;
+            }
             let stopped = engine::stop(cx.exec, &st.instance.unit, &cx.wait)?;
             let detail = if staged {
                 "unit drop-in staged and reloaded before the stop".to_string()
@@ -608,10 +658,16 @@ pub fn apply_detailed(
             }
             Ok((Outcome::Changed, String::new()))
         }
-        Step::Start => Ok((
-            outcome(engine::start(cx.exec, &st.instance.unit, &cx.wait)?),
-            String::new(),
-        )),
+        Step::Start => {
+            // Sockets first, so the server takes over their listening sockets as at boot.
+            for s in &st.stopped_sockets {
+                engine::start(cx.exec, s, &cx.wait)?;
+            }
+            Ok((
+                outcome(engine::start(cx.exec, &st.instance.unit, &cx.wait)?),
+                String::new(),
+            ))
+        }
         Step::Health => {
             engine::health(
                 cx.host,
@@ -674,7 +730,18 @@ pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome
         .iter()
         .any(|s| fs::read_to_string(cx.host.path(&s.path)).ok() != s.before);
     let needs_rename = kept.is_dir();
+    // Activating sockets are stopped with the service (else a client restarts it mid-way) and
+    // started again at the end, like those the relocation stopped.
+    let mut socks = st.stopped_sockets.clone();
     let stopped = if needs_restore || needs_rename {
+        for s in active_sockets(cx.exec, &st.instance.unit) {
+            if !socks.contains(&s) {
+                socks.push(s);
+            }
+        }
+        for s in &socks {
+            engine::stop(cx.exec, s, &cx.wait)?;
+        }
         engine::stop(cx.exec, &st.instance.unit, &cx.wait)?
     } else {
         false
@@ -734,6 +801,9 @@ pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome
         renamed = true;
     }
     out.push(("restore-datadir".to_string(), outcome(renamed)));
+    for s in &socks {
+        engine::start(cx.exec, s, &cx.wait)?;
+    }
     let started = if st.was_running {
         let s = engine::start(cx.exec, &st.instance.unit, &cx.wait)?;
         engine::health(
