@@ -44,6 +44,7 @@ from typing import Callable, Optional
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SCENARIO_DIR = HERE / "scenarios"
+BENCH_DIR = HERE / "bench"  # benchmarks: scenarios that print figures (suite=False, run by name)
 RUNS = Path(os.environ.get("DBHOST_VM_RUNS", HERE / "runs"))
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -646,8 +647,8 @@ def choose_accel(image: Path, cache: Path) -> str:
 
 def load_scenarios() -> dict:
     out = {}
-    for p in sorted(SCENARIO_DIR.glob("*.py")):
-        if p.name.startswith("_"):
+    for p in sorted(SCENARIO_DIR.glob("*.py")) + sorted(BENCH_DIR.glob("*.py")):
+        if p.name.startswith("_") or not p.read_text().count("SCENARIO = Scenario("):
             continue
         spec = importlib.util.spec_from_file_location(f"scenario_{p.stem}", p)
         mod = importlib.util.module_from_spec(spec)

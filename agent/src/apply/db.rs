@@ -197,7 +197,7 @@ impl Step for RelocStep {
             save: &mut save,
             require_separate_fs: true,
         };
-        let out = relocate::apply(&mut rcx, &mut st, self.step)?;
+        let (out, detail) = relocate::apply_detailed(&mut rcx, &mut st, self.step)?;
         if self.step == relocate::Step::Health {
             let m = cx.host.path(complete_marker(&st.new_datadir));
             let body = serde_json::json!({
@@ -213,7 +213,7 @@ impl Step for RelocStep {
             .set_data(JOURNAL_KEY, serde_json::to_value(&st)?)?;
         self.d.shared.borrow_mut().state = Some(st);
         Ok(match out {
-            relocate::Outcome::Changed => Outcome::Changed(String::new()),
+            relocate::Outcome::Changed => Outcome::Changed(detail),
             relocate::Outcome::Unchanged => Outcome::Unchanged,
         })
     }

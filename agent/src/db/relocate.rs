@@ -150,6 +150,10 @@ pub struct RelocateState {
     /// point the database at it instead of copying (the copy steps are done by definition).
     #[serde(default)]
     pub adopt: bool,
+    /// Socket units that activate the service (systemd socket activation, e.g. Debian's
+    /// `mariadb.socket`) which the stop step stopped too; the start step starts them again.
+    #[serde(default)]
+    pub stopped_sockets: Vec<String>,
 }
 
 impl RelocateState {
@@ -170,6 +174,7 @@ impl RelocateState {
             saved_files: Vec::new(),
             adopt: false,
             placeholders: Vec::new(),
+            stopped_sockets: Vec::new(),
         }
     }
     pub fn engine(&self) -> Engine {
@@ -396,7 +401,12 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
             }
         }
         Step::Start => {
-            if engine::is_active(cx.exec, &st.instance.unit) {
+            if engine::is_active(cx.exec, &st.instance.unit)
+                && st
+                    .stopped_sockets
+                    .iter()
+                    .all(|s| engine::is_active(cx.exec, s))
+            {
                 Observed::Done
             } else {
                 Observed::Todo(format!("start {}", st.instance.unit))
@@ -417,6 +427,119 @@ fn outcome(changed: bool) -> Outcome {
 /// Carry out `step` (call [`observe`] first; applying a done step is harmless but may cost a
 /// scan).
 pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome> {
+    apply_detailed(cx, st, step).map(|(o, _)| o)
+}
+
+/// Active socket units that start `unit` on a client connection (`TriggeredBy=`).
+fn active_sockets(exec: &dyn Exec, unit: &str) -> Vec<String> {
+    let cmd = crate::host::CommandSpec::new("systemctl").args([
+        "show",
+        "-p",
+        "TriggeredBy",
+        "--value",
+        unit,
+    ]);
+    exec.output(&cmd)
+        .ok()
+        .filter(|o| o.status == 0)
+        .map(|o| {
+            o.stdout
+                .split_whitespace()
+                .filter(|s| s.ends_with(".socket") && engine::is_active(exec, s))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Files of the switch that do not change which datadir the server uses, so they can be written
+/// (and reloaded) while it still runs: the systemd unit drop-in and the AppArmor local rule.
+fn staged_before_stop(path: &Path) -> bool {
+    path.starts_with("/etc/systemd/") || path.starts_with("/etc/apparmor.d/")
+}
+
+/// Does a change of this file need [`engine::reload_commands`]? The MySQL/MariaDB `.cnf` is read
+/// at start only; PostgreSQL's `postgresql.conf` also feeds Debian's systemd generator
+/// (`RequiresMountsFor=` of the cluster unit), so it needs a daemon-reload.
+fn needs_reload(engine: Engine, path: &Path) -> bool {
+    engine == Engine::Postgresql || staged_before_stop(path)
+}
+
+/// Write `files` (originals recorded for rollback first: the first save wins, so a re-run never
+/// records dbhost's own content as "before"), then reload what needs it. True when any file
+/// changed.
+fn write_config_files(
+    cx: &mut Ctx,
+    st: &mut RelocateState,
+    files: &[engine::ConfigFile],
+) -> Result<bool> {
+    let mut dirty = false;
+    for f in files {
+        if !st.saved_files.iter().any(|s| s.path == f.path) {
+            let p = cx.host.path(&f.path);
+            let md = fs::metadata(&p).ok();
+            st.saved_files.push(SavedFile {
+                path: f.path.clone(),
+                before: fs::read_to_string(&p).ok(),
+                mode: md.as_ref().map(|m| m.mode() & 0o7777),
+                owner: md.as_ref().map(|m| (m.uid(), m.gid())),
+            });
+            dirty = true;
+        }
+    }
+    if dirty {
+        (cx.save)(st)?;
+    }
+    let mut changed = false;
+    let mut reload = false;
+    for f in files {
+        let p = cx.host.path(&f.path);
+        let c = write_switched(&p, &f.content, f.mode)?;
+        changed |= c;
+        reload |= c && needs_reload(st.engine(), &f.path);
+    }
+    if reload {
+        for c in engine::reload_commands(cx.host, &st.instance) {
+            cx.exec.run(&c)?;
+        }
+    }
+    Ok(changed)
+}
+
+/// What a copy pass did, for reports: `copied N of M entries, B bytes[, removed R]`. The byte
+/// count is what a pipeline (or the relocation benchmark) divides by the step's seconds.
+fn pass_detail(rep: &copy::PassReport) -> String {
+    let mut s = format!(
+        "copied {} of {} entries, {} bytes",
+        rep.copied.len(),
+        rep.entries,
+        rep.copied_bytes
+    );
+    if !rep.removed.is_empty() {
+        s.push_str(&format!(", removed {}", rep.removed.len()));
+    }
+    s
+}
+
+fn verify_detail(rep: &copy::VerifyReport) -> String {
+    format!(
+        "hashed {} files, {} bytes; compared {} patched files, {} bytes; {} entries' metadata \
+         checked",
+        rep.hashed_files,
+        rep.hashed_bytes,
+        rep.compared_files,
+        rep.compared_bytes,
+        rep.checked_entries
+    )
+}
+
+/// [`apply`], plus a one-line account of the work done (bytes copied or hashed; empty for the
+/// steps that move no data).
+pub fn apply_detailed(
+    cx: &mut Ctx,
+    st: &mut RelocateState,
+    step: Step,
+) -> Result<(Outcome, String)> {
     let old = cx.host.path(&st.old_datadir);
     let new = cx.host.path(&st.new_datadir);
     match step {
@@ -433,7 +556,7 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                 st.running_recorded = true;
                 (cx.save)(st)?;
             }
-            Ok(Outcome::Unchanged)
+            Ok((Outcome::Unchanged, String::new()))
         }
         Step::Pass1 => {
             let mut man = load_manifest(cx, st);
@@ -447,7 +570,7 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
             let rep = copy::pass1(&old, &new, &mut man, &cx.copy, cx.progress, &mut |m| {
                 m.save(&mp)
             })?;
-            Ok(outcome(rep.changed()))
+            Ok((outcome(rep.changed()), pass_detail(&rep)))
         }
         Step::VerifyPass1 => {
             let mut man = load_manifest(cx, st);
@@ -456,9 +579,41 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
             for m in &rep.mismatches {
                 tracing::warn!(path = %m.path, "pass 1 copy differs ({}); pass 2 copies it again", m.what);
             }
-            Ok(outcome(rep.hashed_files > 0))
+            Ok((outcome(rep.hashed_files > 0), verify_detail(&rep)))
         }
-        Step::Stop => Ok(outcome(engine::stop(cx.exec, &st.instance.unit, &cx.wait)?)),
+        Step::Stop => {
+            // Downtime starts here, so first (server still running) put the files in place
+            // that do not move the datadir — the unit drop-in (RequiresMountsFor=) and the
+            // AppArmor rule for the new path — and reload them: `systemctl daemon-reload`
+            // takes seconds on a busy host and need not happen inside the window.
+            let files: Vec<_> = render(cx, st)?
+                .into_iter()
+                .filter(|f| staged_before_stop(&f.path))
+                .collect();
+            let staged = write_config_files(cx, st, &files)?;
+            // With socket activation a client connecting after the stop would start the server
+            // again, on the old datadir, in the middle of pass 2: stop the sockets first
+            // (recorded before, so the start step and rollback start them again).
+            let socks = active_sockets(cx.exec, &st.instance.unit);
+            if socks.iter().any(|s| !st.stopped_sockets.contains(s)) {
+                for s in socks {
+                    if !st.stopped_sockets.contains(&s) {
+                        st.stopped_sockets.push(s);
+                    }
+                }
+                (cx.save)(st)?;
+            }
+            for s in &st.stopped_sockets {
+                engine::stop(cx.exec, s, &cx.wait)?;
+            }
+            let stopped = engine::stop(cx.exec, &st.instance.unit, &cx.wait)?;
+            let detail = if staged {
+                "unit drop-in staged and reloaded before the stop".to_string()
+            } else {
+                String::new()
+            };
+            Ok((outcome(stopped || staged), detail))
+        }
         Step::Pass2 => {
             if engine::is_active(cx.exec, &st.instance.unit) {
                 bail!(
@@ -469,7 +624,7 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
             let mut man = load_manifest(cx, st);
             let rep = copy::pass2(&old, &new, &mut man, &cx.copy, cx.progress)?;
             man.save(&cx.host.path(&st.manifest))?;
-            Ok(outcome(rep.changed()))
+            Ok((outcome(rep.changed()), pass_detail(&rep)))
         }
         Step::VerifyDelta => {
             let mut man = load_manifest(cx, st);
@@ -480,39 +635,14 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                 st.new_datadir.display(),
                 st.old_datadir.display()
             ))?;
-            Ok(outcome(rep.hashed_files > 0))
+            Ok((
+                outcome(rep.hashed_files + rep.compared_files > 0),
+                verify_detail(&rep),
+            ))
         }
         Step::SwitchConfig => {
             let files = render(cx, st)?;
-            // Remember the originals first (the first save wins: a re-run must not record
-            // dbhost's own content as "before").
-            let mut dirty = false;
-            for f in &files {
-                if !st.saved_files.iter().any(|s| s.path == f.path) {
-                    let p = cx.host.path(&f.path);
-                    let md = fs::metadata(&p).ok();
-                    st.saved_files.push(SavedFile {
-                        path: f.path.clone(),
-                        before: fs::read_to_string(&p).ok(),
-                        mode: md.as_ref().map(|m| m.mode() & 0o7777),
-                        owner: md.as_ref().map(|m| (m.uid(), m.gid())),
-                    });
-                    dirty = true;
-                }
-            }
-            if dirty {
-                (cx.save)(st)?;
-            }
-            let mut changed = false;
-            for f in &files {
-                let p = cx.host.path(&f.path);
-                changed |= write_switched(&p, &f.content, f.mode)?;
-            }
-            if changed {
-                for c in engine::reload_commands(cx.host, &st.instance) {
-                    cx.exec.run(&c)?;
-                }
-            }
+            let changed = write_config_files(cx, st, &files)?;
             if !config_switched(cx, st)? {
                 let now = engine::discover_with(cx.host, cx.exec, st.engine(), false)?;
                 bail!(
@@ -522,11 +652,11 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                     now.source
                 );
             }
-            Ok(outcome(changed))
+            Ok((outcome(changed), String::new()))
         }
         Step::KeepOld => {
             match observe(cx, st, step)? {
-                Observed::Done => return Ok(Outcome::Unchanged),
+                Observed::Done => return Ok((Outcome::Unchanged, String::new())),
                 Observed::Conflict(c) => bail!("{c}"),
                 Observed::Todo(_) => {}
             }
@@ -559,13 +689,18 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                 fs::set_permissions(&hp, fs::Permissions::from_mode(meta.mode() & 0o7777))
                     .with_context(|| format!("chmod {}", p.display()))?;
             }
-            Ok(Outcome::Changed)
+            Ok((Outcome::Changed, String::new()))
         }
-        Step::Start => Ok(outcome(engine::start(
-            cx.exec,
-            &st.instance.unit,
-            &cx.wait,
-        )?)),
+        Step::Start => {
+            // Sockets first, so the server takes over their listening sockets as at boot.
+            for s in &st.stopped_sockets {
+                engine::start(cx.exec, s, &cx.wait)?;
+            }
+            Ok((
+                outcome(engine::start(cx.exec, &st.instance.unit, &cx.wait)?),
+                String::new(),
+            ))
+        }
         Step::Health => {
             engine::health(
                 cx.host,
@@ -574,7 +709,7 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
                 Some(&st.new_datadir),
                 &cx.wait,
             )?;
-            Ok(Outcome::Unchanged)
+            Ok((Outcome::Unchanged, String::new()))
         }
     }
 }
@@ -628,7 +763,18 @@ pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome
         .iter()
         .any(|s| fs::read_to_string(cx.host.path(&s.path)).ok() != s.before);
     let needs_rename = kept.is_dir();
+    // Activating sockets are stopped with the service (else a client restarts it mid-way) and
+    // started again at the end, like those the relocation stopped.
+    let mut socks = st.stopped_sockets.clone();
     let stopped = if needs_restore || needs_rename {
+        for s in active_sockets(cx.exec, &st.instance.unit) {
+            if !socks.contains(&s) {
+                socks.push(s);
+            }
+        }
+        for s in &socks {
+            engine::stop(cx.exec, s, &cx.wait)?;
+        }
         engine::stop(cx.exec, &st.instance.unit, &cx.wait)?
     } else {
         false
@@ -688,6 +834,9 @@ pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome
         renamed = true;
     }
     out.push(("restore-datadir".to_string(), outcome(renamed)));
+    for s in &socks {
+        engine::start(cx.exec, s, &cx.wait)?;
+    }
     let started = if st.was_running {
         let s = engine::start(cx.exec, &st.instance.unit, &cx.wait)?;
         engine::health(

@@ -253,13 +253,70 @@ fn pass2_copies_only_the_delta_and_removes_vanished_entries() {
     assert_eq!(rep.removed, vec!["db1/sub/deep", "empty"]);
     let v = verify_delta(&mut man, &opts(), &mut |_| {}).unwrap();
     assert!(v.ok(), "{:?}", v.mismatches);
-    assert_eq!(v.hashed_files, 2, "only the delta is hashed: {v:?}");
+    // new.ibd is copied and hashed; ibdata1 (changed in place) is patched and compared
+    assert_eq!(
+        (v.hashed_files, v.compared_files),
+        (1, 1),
+        "only the delta is verified: {v:?}"
+    );
     assert!(v.checked_entries > 10);
     assert_same(&src, &dst);
     assert_eq!(
         fs::metadata(dst.join("db1/sub")).unwrap().mode() & 0o7777,
         0o700
     );
+}
+
+#[test]
+fn pass2_rewrites_only_the_changed_blocks_and_verify_compares_them() {
+    let (_d, src, dst) = setup();
+    let mut man = Manifest::new(&src, &dst);
+    p1(&src, &dst, &mut man);
+    assert!(verify_pass1(&mut man, &opts(), &mut |_| {}).unwrap().ok());
+    let ino = fs::metadata(dst.join("ibdata1")).unwrap().ino();
+    // two bytes changed in the 4th 64 KiB block, and the file grew by 10 bytes
+    let f = OpenOptions::new()
+        .write(true)
+        .open(src.join("ibdata1"))
+        .unwrap();
+    f.write_all_at(b"ZZ", 200_000).unwrap();
+    f.write_all_at(b"0123456789", 300_000).unwrap();
+    drop(f);
+    let rep = p2(&src, &dst, &mut man);
+    assert!(rep.copied.contains(&"ibdata1".to_string()), "{rep:?}");
+    // block 3 (64 KiB) + the last, short block (300000..300010 lies in block 4: 262144..300010)
+    assert_eq!(rep.copied_bytes, 65536 + (300_010 - 262_144), "{rep:?}");
+    assert_eq!(
+        fs::metadata(dst.join("ibdata1")).unwrap().ino(),
+        ino,
+        "patched in place, not rewritten"
+    );
+    assert!(man.entries["ibdata1"].sha256.is_none() && !man.entries["ibdata1"].verified);
+
+    // a corrupted patched target (same size and mtime) is caught by the byte comparison...
+    let t = OpenOptions::new()
+        .write(true)
+        .open(dst.join("ibdata1"))
+        .unwrap();
+    t.write_all_at(b"!", 10).unwrap();
+    drop(t);
+    let m = fs::metadata(src.join("ibdata1")).unwrap();
+    set_mtime(&dst.join("ibdata1"), m.mtime(), m.mtime_nsec());
+    let v = verify_delta(&mut man, &opts(), &mut |_| {}).unwrap();
+    assert_eq!(v.mismatches.len(), 1, "{v:?}");
+    assert!(
+        v.mismatches[0].what.contains("offset 10"),
+        "{:?}",
+        v.mismatches
+    );
+    assert!(man.entries["ibdata1"].dirty);
+    // ...and a second pass 2 (as after a crash) repairs exactly that block
+    let rep = p2(&src, &dst, &mut man);
+    assert_eq!(rep.copied_bytes, 65536, "{rep:?}");
+    let v = verify_delta(&mut man, &opts(), &mut |_| {}).unwrap();
+    assert!(v.ok(), "{:?}", v.mismatches);
+    assert_eq!(v.compared_files, 1);
+    assert_same(&src, &dst);
 }
 
 #[test]
