@@ -87,9 +87,13 @@ mkdir -p /root/.ssh
 printf -- '-----BEGIN OPENSSH PRIVATE KEY-----\n%s\n-----END OPENSSH PRIVATE KEY-----\n' "$(sec root-ssh-key)" >/root/.ssh/id_ed25519
 chmod 600 /root/.ssh/id_ed25519
 echo "CREATE USER app IDENTIFIED BY '$(sec mysql-history)';" >>/root/.mysql_history
+# The maintenance account as Ubuntu's MySQL has it: a real user whose password is in debian.cnf
+# (generalize empties it, the first boot rotates it).
+dsm=$(sec debian-cnf)
+mysql -e "CREATE USER 'debian-sys-maint'@'localhost' IDENTIFIED BY '$dsm'; GRANT ALL PRIVILEGES ON *.* TO 'debian-sys-maint'@'localhost' WITH GRANT OPTION"
 printf '[client]\nuser=root\npassword=%s\n' "$(sec root-my-cnf)" >/root/.my.cnf
 printf '[client]\nhost     = localhost\nuser     = debian-sys-maint\npassword = %s\nsocket   = /run/mysqld/mysqld.sock\n' \
-  "$(sec debian-cnf)" >/etc/mysql/debian.cnf
+  "$dsm" >/etc/mysql/debian.cnf
 chmod 600 /etc/mysql/debian.cnf
 echo "*:*:*:postgres:$(sec pgpass)" >/var/lib/postgresql/.pgpass
 mkdir -p /var/lib/waagent

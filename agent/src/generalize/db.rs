@@ -3,7 +3,7 @@
 //! SQL for a clean slow shutdown, read PostgreSQL's control file state.
 
 use crate::host::{CommandSpec, Exec, Host};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -241,12 +241,7 @@ fn parse_version(v: &str) -> (u32, u32, u32) {
 /// `--defaults-file=/etc/mysql/debian.cnf` when that file names a user with a password,
 /// else as the OS user (root over the unix socket).
 pub fn mysql_client(host: &Host) -> CommandSpec {
-    let prog = if host.path("/usr/bin/mariadb").exists() {
-        "mariadb"
-    } else {
-        "mysql"
-    };
-    let mut c = CommandSpec::new(prog);
+    let mut c = mysql_client_as_root(host);
     let debian = host.path("/etc/mysql/debian.cnf");
     if let Ok(t) = fs::read_to_string(&debian) {
         if super::edits::cnf_has_password(&t) {
@@ -254,6 +249,16 @@ pub fn mysql_client(host: &Host) -> CommandSpec {
         }
     }
     c
+}
+
+/// The client as the OS user (root over the unix socket; Debian's MariaDB authenticates root
+/// by socket), without debian.cnf.
+pub fn mysql_client_as_root(host: &Host) -> CommandSpec {
+    CommandSpec::new(if host.path("/usr/bin/mariadb").exists() {
+        "mariadb"
+    } else {
+        "mysql"
+    })
 }
 
 /// Stop MySQL/MariaDB cleanly: reset replication and binary logs, `innodb_fast_shutdown=0`,
@@ -264,19 +269,40 @@ pub fn stop_mysql(host: &Host, exec: &dyn Exec) -> Result<Vec<String>> {
         return Ok(vec![]);
     }
     let mut done = Vec::new();
-    let q = mysql_client(host).args(["-N", "-B", "-e", "SELECT @@version, @@log_bin"]);
-    let out = exec.run(&q).with_context(|| {
-        format!(
-            "asking the running server (pid {}) for its version to request a slow shutdown; \
-             stop it yourself after `SET GLOBAL innodb_fast_shutdown=0`, then re-run",
-            procs[0].0
-        )
-    })?;
+    // debian.cnf first (the maintenance account); when its credentials do not work (a stale or
+    // edited file), root over the unix socket.
+    let ask = ["-N", "-B", "-e", "SELECT @@version, @@log_bin"];
+    let mut client = mysql_client(host);
+    let mut out = exec.output(&client.clone().args(ask))?;
+    if out.status != 0 {
+        let root = mysql_client_as_root(host);
+        let again = exec.output(&root.clone().args(ask))?;
+        if again.status == 0 {
+            done.push(format!(
+                "{} refused ({}); connected as root over the unix socket",
+                client.display(),
+                out.stderr.trim()
+            ));
+            client = root;
+            out = again;
+        }
+    }
+    if out.status != 0 {
+        bail!(
+            "asking the running server (pid {}) for its version to request a slow shutdown: \
+             `{}` exited with status {}: {}; stop it yourself after \
+             `SET GLOBAL innodb_fast_shutdown=0`, then re-run",
+            procs[0].0,
+            client.clone().args(ask).display(),
+            out.status,
+            out.stderr.trim()
+        );
+    }
     let mut f = out.stdout.split_whitespace();
     let version = f.next().unwrap_or("").to_string();
     let log_bin = f.next() == Some("1");
     for stmt in mysql_prepare_sql(&version, log_bin) {
-        let cmd = mysql_client(host).args(["-e", &stmt]);
+        let cmd = client.clone().args(["-e", &stmt]);
         let r = exec.output(&cmd)?;
         // STOP/RESET SLAVE on a server that never replicated is harmless either way.
         if r.status != 0 && !stmt.contains("SLAVE") && !stmt.contains("REPLICA") {
@@ -508,6 +534,56 @@ mod tests {
         assert_eq!(
             running(&h, MYSQLD_NAMES),
             vec![(42, "mariadbd".to_string())]
+        );
+    }
+
+    #[test]
+    fn stale_debian_cnf_falls_back_to_root_over_the_socket() {
+        use crate::host::{ExecOutput, FakeExec};
+        let d = tempfile::tempdir().unwrap();
+        let h = Host::with_root(d.path());
+        fs::create_dir_all(h.proc_("42")).unwrap();
+        fs::write(h.proc_("42/comm"), "mariadbd\n").unwrap();
+        fs::create_dir_all(h.path("/usr/bin")).unwrap();
+        fs::write(h.path("/usr/bin/mariadb"), "").unwrap();
+        fs::create_dir_all(h.etc("mysql")).unwrap();
+        fs::write(
+            h.etc("mysql/debian.cnf"),
+            "[client]\nuser = debian-sys-maint\npassword = stale\n",
+        )
+        .unwrap();
+        let fx = FakeExec::new();
+        fx.answer(
+            "mariadb --defaults-file=",
+            ExecOutput {
+                status: 1,
+                stdout: String::new(),
+                stderr: "ERROR 1045 (28000): Access denied for user 'debian-sys-maint'".into(),
+            },
+        );
+        fx.answer(
+            "mariadb -N -B",
+            ExecOutput {
+                status: 0,
+                stdout: "10.11.6-MariaDB\t0\n".into(),
+                stderr: String::new(),
+            },
+        );
+        // The fake server never goes away, so the stop ends in "still running"; what matters
+        // is that it got past the version query and sent the shutdown settings as root.
+        let e = stop_mysql(&h, &fx).unwrap_err().to_string();
+        assert!(e.contains("still running"), "{e}");
+        let calls = fx.calls();
+        assert!(
+            calls[0].starts_with("mariadb --defaults-file="),
+            "{calls:?}"
+        );
+        assert!(calls[1].starts_with("mariadb -N -B -e"), "{calls:?}");
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with("mariadb -e") && c.contains("innodb_fast_shutdown")),
+            "{calls:?}"
         );
     }
 }
