@@ -398,16 +398,29 @@ fn unescape_mount(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
-/// Filesystem UUID of `dev` from the by-uuid links.
-fn find_fs_uuid(host: &Host, dev: &str) -> Option<String> {
-    let rd = fs::read_dir(host.dev("disk/by-uuid")).ok()?;
-    for e in rd.filter_map(|e| e.ok()) {
-        let target = fs::read_link(e.path()).ok()?;
-        if target.file_name().map(|s| s.to_string_lossy().into_owned()) == Some(dev.to_string()) {
-            return Some(e.file_name().to_string_lossy().into_owned());
+/// Filesystem UUID of `dev`: from the by-uuid links, else read from the device itself (udev
+/// may not have probed a filesystem made a moment ago, and md devices get no by-uuid link
+/// without mdadm's or dbhost's rule). The same answer every run, so rendered files are stable.
+pub(crate) fn find_fs_uuid(host: &Host, dev: &str) -> Option<String> {
+    if let Ok(rd) = fs::read_dir(host.dev("disk/by-uuid")) {
+        for e in rd.filter_map(|e| e.ok()) {
+            let Ok(target) = fs::read_link(e.path()) else {
+                continue;
+            };
+            if target.file_name().map(|s| s.to_string_lossy().into_owned()) == Some(dev.to_string())
+            {
+                return Some(e.file_name().to_string_lossy().into_owned());
+            }
         }
     }
-    None
+    use std::io::Read;
+    let mut head = Vec::with_capacity(crate::fs::probe::PROBE_LEN);
+    fs::File::open(host.dev(dev))
+        .ok()?
+        .take(crate::fs::probe::PROBE_LEN as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    crate::fs::probe::identify(&head).map(|(_, uuid)| uuid)
 }
 
 fn guess_engine(host: &Host) -> Engine {

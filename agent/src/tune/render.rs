@@ -142,9 +142,15 @@ pub fn render_udev(set: &TuneSet, facts: &TuneFacts) -> Option<String> {
             .map(|(k, a)| format!(", ATTR{{{a}}}=\"{}\"", k.value))
             .collect()
     };
-    let reasons = |out: &mut String, ks: &[(&Knob, String)]| {
+    // `unname`: (kernel name, words) for rules that match by UUID, so the persisted text names
+    // no device that may come back under another name after a reboot (the file must not change).
+    let reasons = |out: &mut String, ks: &[(&Knob, String)], unname: Option<(&str, &str)>| {
         for (k, a) in ks {
-            comment_lines(out, &format!("{a}={}: {}", k.value, k.reason));
+            let why = match unname {
+                Some((dev, words)) => replace_word(&k.reason, dev, words),
+                None => k.reason.clone(),
+            };
+            comment_lines(out, &format!("{a}={}: {why}", k.value));
         }
     };
 
@@ -179,13 +185,13 @@ pub fn render_udev(set: &TuneSet, facts: &TuneFacts) -> Option<String> {
                 comment_lines(
                     &mut out,
                     &format!(
-                        "Members of md array {u} ({}), matched by the array UUID in their md \
+                        "Members of md array {u} ({} disks), matched by the array UUID in their md \
                          superblock: survives renames, reordering and a move to a new VM.",
-                        members.join(", ")
+                        members.len()
                     ),
                 );
                 let ks = member_knobs(members[0]);
-                reasons(&mut out, &ks);
+                reasons(&mut out, &ks, Some((members[0], "each member")));
                 out.push_str(&format!(
                     "ENV{{ID_FS_TYPE}}==\"linux_raid_member\", ENV{{ID_FS_UUID}}==\"{u}\"{}\n",
                     assigns(&ks)
@@ -219,7 +225,7 @@ pub fn render_udev(set: &TuneSet, facts: &TuneFacts) -> Option<String> {
                             format!("KERNEL==\"{d}\"")
                         }
                     };
-                    reasons(&mut out, &ks);
+                    reasons(&mut out, &ks, None);
                     out.push_str(&format!("{matcher}{}\n", assigns(&ks)));
                 }
             }
@@ -234,7 +240,7 @@ pub fn render_udev(set: &TuneSet, facts: &TuneFacts) -> Option<String> {
                     comment_lines(
                         &mut out,
                         &format!(
-                            "The md array {u} (now {md}), matched by md/uuid; \
+                            "The md array {u}, matched by md/uuid; \
                              re-applied on the change event when the array starts."
                         ),
                     );
@@ -248,12 +254,42 @@ pub fn render_udev(set: &TuneSet, facts: &TuneFacts) -> Option<String> {
                     format!("KERNEL==\"{md}\"")
                 }
             };
-            reasons(&mut out, &ks);
+            let unname = md_uuid.is_some().then_some((md, "the array"));
+            reasons(&mut out, &ks, unname);
             out.push_str(&format!("{matcher}{}\n", assigns(&ks)));
         }
     }
     out.push_str("\nLABEL=\"dbhost_end\"\n");
     Some(out)
+}
+
+/// `text` with every whole-word `word` (not part of a longer name: sdc, not sdc1) replaced.
+fn replace_word(text: &str, word: &str, with: &str) -> String {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(word) {
+        let before = rest[..i].chars().last().or_else(|| out.chars().last());
+        let after = rest[i + word.len()..].chars().next();
+        out.push_str(&rest[..i]);
+        if before.is_some_and(is_name) || after.is_some_and(is_name) {
+            out.push_str(word);
+        } else {
+            out.push_str(with);
+        }
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+#[test]
+fn replace_word_only_whole_names() {
+    assert_eq!(
+        replace_word("sdc: sdc1 of sdc, xsdc", "sdc", "each member"),
+        "each member: sdc1 of each member, xsdc"
+    );
 }
 
 fn sysctl_knobs(set: &TuneSet) -> Vec<(&Knob, &str)> {

@@ -430,6 +430,45 @@ fn udev_rules_match_by_array_uuid() {
 }
 
 #[test]
+fn udev_rules_do_not_change_when_members_come_back_in_another_order_or_names() {
+    // tune-persist: after a reboot the members were sdb, sda instead of sda, sdb, and the array
+    // could come back under another md number; the persisted rules must read the same, or
+    // every apply after a reboot rewrites them (not idempotent).
+    let f = azure_mysql();
+    let s = compute(&f, &none(), true).unwrap();
+    let before = render_udev(&s, &f).unwrap();
+    let mut g = f.clone();
+    g.members.reverse();
+    g.members[0].name = "sdx".into();
+    g.md.as_mut().unwrap().name = "md126".into();
+    let s2 = compute(&g, &none(), true).unwrap();
+    assert_eq!(render_udev(&s2, &g).unwrap(), before);
+}
+
+#[test]
+fn fs_uuid_read_from_the_device_when_udev_has_no_link() {
+    let d = tempfile::tempdir().unwrap();
+    let h = Host::with_root(d.path());
+    fs::create_dir_all(h.dev("")).unwrap();
+    let mut head = vec![0u8; 4096];
+    head[0..4].copy_from_slice(b"XFSB");
+    head[32..48].copy_from_slice(&[
+        0x4b, 0x49, 0xec, 0x2e, 0x1d, 0x92, 0x4e, 0xd6, 0x99, 0x64, 0xc0, 0xce, 0x8e, 0xda, 0x53,
+        0x31,
+    ]);
+    fs::write(h.dev("md127"), &head).unwrap();
+    assert_eq!(
+        find_fs_uuid(&h, "md127").as_deref(),
+        Some("4b49ec2e-1d92-4ed6-9964-c0ce8eda5331")
+    );
+    assert_eq!(find_fs_uuid(&h, "md126"), None);
+    // A by-uuid link wins (and a dangling entry is skipped, not fatal).
+    fs::create_dir_all(h.dev("disk/by-uuid")).unwrap();
+    std::os::unix::fs::symlink("../../md127", h.dev("disk/by-uuid/1111-2222")).unwrap();
+    assert_eq!(find_fs_uuid(&h, "md127").as_deref(), Some("1111-2222"));
+}
+
+#[test]
 fn udev_rules_single_disk_by_fs_uuid_and_fallback_by_name() {
     let f = single_rotational();
     let s = compute(&f, &none(), true).unwrap();
