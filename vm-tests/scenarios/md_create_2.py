@@ -44,7 +44,7 @@ check "slot of $k0" is "$(mdattr $md dev-$k0/slot)" 0
 check "slot of $k1" is "$(mdattr $md dev-$k1/slot)" 1
 check "data offset of $k0" is "$(mdattr $md dev-$k0/offset)" {OFF_1G}
 check "data offset of $k1" is "$(mdattr $md dev-$k1/offset)" {OFF_1G}
-check "md uuid = create's uuid" has "$(out_of create)" "$(mdattr $md uuid | tr -d -)"
+check "md uuid = create's uuid" has "$(out_of create | tr -d :)" "$(mdattr $md uuid | tr -d -)"
 # MD.md §6: array sector 0 -> member 0 at data_offset; sector 1024 (one chunk) -> member 1.
 write_pat /dev/md/data 0 0; write_pat /dev/md/data 1024 1; write_pat /dev/md/data 2048 2
 check "array sector 0 on member 0 at data_offset" read_is_pat "$D0" {OFF_1G} 0
