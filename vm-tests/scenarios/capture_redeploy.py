@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness import REPO, Boot, Disk, Host, Scenario, ScenarioFailure, expect, read_json, read_text
+from harness import REPO, Boot, Disk, Host, Scenario, ScenarioFailure, expect, log, read_json, read_text
 
 try:
     import yaml
@@ -213,6 +213,9 @@ def capture_and_scan(run):
             k = f"{name}: {by_string.get(m, m)}"
             raw_hits[k] = raw_hits.get(k, 0) + 1
     (run.dir / "raw-scan.json").write_text(json.dumps(raw_hits, indent=1) + "\n")
+    log(f"    raw scan of the captured disks (free blocks included, information): "
+        f"{len(raw_hits)} of {len(wanted)} planted secrets still present"
+        + (f": {', '.join(sorted(raw_hits))}" if raw_hits else ""))
     expect(not found, "planted secrets found in files of the captured OS image:\n  " + "\n  ".join(found))
     # The project's own scanner over the extracted tree.
     c = subprocess.run([str(run.dbhost), "--sysroot", str(tree), "generalize", "--check"], capture_output=True,

@@ -16,6 +16,7 @@ pub mod edits;
 pub mod firstboot;
 pub mod ops;
 pub mod scan;
+pub mod scrub;
 
 pub use edits::Edit;
 pub use ops::{build_ops, Options};
@@ -414,9 +415,12 @@ impl<'a> Runner<'a> {
                     Err(e) => return Err(e).with_context(|| format!("inspecting {}", p.display())),
                     Ok(m) => m,
                 };
+                // Overwrite first: a removed key or history must not survive in free blocks.
                 let r = if m.is_dir() {
+                    scrub::zero_tree(&hp)?;
                     fs::remove_dir_all(&hp)
                 } else {
+                    scrub::zero_file(&hp)?;
                     fs::remove_file(&hp)
                 };
                 match r {
@@ -429,6 +433,7 @@ impl<'a> Runner<'a> {
                 let hp = h.path(p);
                 match fs::symlink_metadata(&hp) {
                     Ok(m) if m.is_file() && m.len() > 0 => {
+                        scrub::zero_file(&hp)?;
                         fs::OpenOptions::new()
                             .write(true)
                             .truncate(true)
@@ -579,8 +584,20 @@ pub(crate) fn read_text(p: &Path) -> Result<Option<String>> {
 /// Atomic rewrite keeping the file's mode, owner and group.
 pub(crate) fn write_keeping_owner(path: &Path, data: &[u8]) -> Result<()> {
     let m = fs::metadata(path).with_context(|| format!("inspecting {}", path.display()))?;
+    // Hold the old inode open across the atomic replace, then zero it: its blocks (the secret
+    // being edited out) are freed only after they hold zeros, and the new content is already
+    // durable in place before anything is overwritten.
+    let mut old = (m.is_file() && m.nlink() == 1)
+        .then(|| fs::OpenOptions::new().write(true).open(path).ok())
+        .flatten();
     atomic_write(path, data, m.mode() & 0o7777)
         .with_context(|| format!("writing {}", path.display()))?;
+    let replaced = fs::metadata(path)
+        .map(|n| n.ino() != m.ino())
+        .unwrap_or(false);
+    if let (true, Some(f)) = (replaced, old.as_mut()) {
+        scrub::zero_open(f, path)?;
+    }
     let n = fs::metadata(path).with_context(|| format!("inspecting {}", path.display()))?;
     if n.uid() != m.uid() || n.gid() != m.gid() {
         std::os::unix::fs::chown(path, Some(m.uid()), Some(m.gid()))
