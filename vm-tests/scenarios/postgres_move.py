@@ -18,7 +18,7 @@ from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # no
 
 PROFILE_NAME = "postgres-move.toml"
 PROFILE = f"/usr/local/share/dbhost/profiles/{PROFILE_NAME}"
-MB = int(os.environ.get("DBHOST_PG_MB", "128"))
+MB = int(os.environ.get("DBHOST_PG_MB", "64"))
 # ~330 bytes per heap row (224-byte note + tuple header) plus the indexes; the TOAST table adds
 # ROWS/128 rows of 8 KiB.
 ROWS = max(1000, MB * 1024 * 1024 // 400)
