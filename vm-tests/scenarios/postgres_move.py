@@ -1,5 +1,5 @@
 """postgres-move: roomsy for PostgreSQL. Two blank no-cache virtio-scsi disks at LUN 0/1, Debian
-bookworm's PostgreSQL 15 (cluster 15/main) loaded with generated data (DBHOST_PG_MB, default 128
+bookworm's PostgreSQL 15 (cluster 15/main) loaded with generated data (DBHOST_PG_MB, default 64
 MiB: a plain table with indexes, a TOAST-ed column stored out of line, a sequence), `dbhost apply`
 run by cloud-init with a PostgreSQL profile. Proves: the apply exits 0 and changed something; an
 md5 over every user table's rows (ordered by id), the row counts and the sequence are identical
