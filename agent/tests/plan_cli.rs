@@ -185,3 +185,35 @@ fn profile_check_accepts_every_shipped_profile() {
         assert!(stdout.contains(": valid profile (version 1)\n"), "{stdout}");
     }
 }
+
+#[test]
+fn apply_refusal_in_json_is_one_event_line() {
+    // Pipelines read `apply --output json` line by line: a refusal is one more event.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/azure-gen2");
+    let out = bin()
+        .arg("--sysroot")
+        .arg(&fixture)
+        .args([
+            "--output",
+            "json",
+            "apply",
+            "--dry-run",
+            "--wait-disks",
+            "0s",
+            "--profile",
+        ])
+        .arg(profiles().join("qemu-dev.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "no output");
+    for l in &lines {
+        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    }
+    let last: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    assert_eq!(last["event"], "refused");
+    assert_eq!(last["exit_code"], 3);
+    assert_eq!(last["refusal"]["reasons"][0]["reason"], "platform_mismatch");
+}

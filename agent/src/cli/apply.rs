@@ -135,6 +135,20 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
     let plan = match crate::plan::plan(&prof, &waited.inventory) {
         Ok(p) => p,
         Err(r) => {
+            if ctx.output == OutputFormat::Json {
+                // apply's JSON output is one event per line (pipelines read it line by line);
+                // the refusal is one more event, not a pretty-printed document.
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "event": "refused",
+                        "exit_code": crate::exit::REFUSED,
+                        "message": format!("plan for {} {r}", a.profile.display()).trim_end(),
+                        "refusal": r,
+                    })
+                );
+                return Ok(crate::exit::REFUSED);
+            }
             return super::plan::emit(ctx.output, &a.profile, Err(r));
         }
     };
