@@ -26,6 +26,7 @@ o=$VMTEST_OUT
 # The test image is minbase with `path-exclude=/usr/share/man/*` (dpkg.cfg.d): a later
 # path-include lets dpkg install this package's man pages, as on a normal system.
 echo 'path-include=/usr/share/man/man8/dbhost*' >/etc/dpkg/dpkg.cfg.d/zz-vmtest-dbhost-man
+mkdir -p /usr/share/man/man8  # excluded directories were never created
 check "dpkg -i" dpkg -i "$VMTEST_JOB/dbhost.deb"
 dpkg -L dbhost >"$o/files.txt"
 check "dbhost --version from /usr/sbin" sh -c '/usr/sbin/dbhost --version | grep -q "^dbhost "'
