@@ -26,6 +26,8 @@ qemu command lines, out-N/ result dirs, result.json).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import importlib.util
 import json
 import os
@@ -477,6 +479,10 @@ class Run:
         if qmp_path.exists():
             qmp_path.unlink()
         tty1 = self.dir / f"ttyS1-{n}.log"
+        with one_guest():
+            self._run_guest(b, n, cmd, qmp_path, tty1, out)
+
+    def _run_guest(self, b: Boot, n: int, cmd: list, qmp_path: Path, tty1: Path, out: Path):
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(self.dir / f"qemu-{n}.log", "w"),
                                 stderr=subprocess.STDOUT)
@@ -613,6 +619,25 @@ class Run:
 
 # --------------------------------------------------------------------------------------------
 # Acceleration: TCG unless a short KVM probe boot succeeds (KVM guests hang on some hosts).
+
+
+@contextlib.contextmanager
+def one_guest():
+    """Hold the machine-wide guest lock while a QEMU guest runs: one guest at a time (two TCG
+    guests on 2 cores only slow each other down and break every bounded wait). Another run of the
+    harness (a second checkout, CI) waits here, boot by boot. $DBHOST_VM_LOCK names the file."""
+    path = os.environ.get("DBHOST_VM_LOCK") or ("/run/lock/dbhost-vm-guest.lock" if os.access("/run/lock", os.W_OK)
+                                                else "/tmp/dbhost-vm-guest.lock")
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"    waiting for another guest to finish ({path})")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def choose_accel(image: Path, cache: Path) -> str:

@@ -147,8 +147,6 @@ SCENARIO = Scenario(
     description="md RAID-0 over 2 LUN disks without mdadm; reboot+hostname change, reorder, missing member",
     disks=[Disk("a", size="1G", bus="scsi", lun=0, serial=A), Disk("b", size="1G", bus="scsi", lun=1, serial=B)],
     mask=["mariadb.service", "postgresql.service"],
-    # Not in the default suite until it has passed twice in a row on the project machine.
-    suite=False,
     steps=[
         Boot(job=BOOT1, check=check_create),
         Host(examine_both),

@@ -70,7 +70,5 @@ SCENARIO = Scenario(
     variant="mdadm",
     disks=[Disk("a", size="1G", bus="scsi", lun=0, serial=A), Disk("b", size="1G", bus="scsi", lun=1, serial=B)],
     mask=["mariadb.service", "postgresql.service"],
-    # Not in the default suite until it has passed twice in a row on the project machine.
-    suite=False,
     steps=[Boot(job=BOOT1), Host(examine_both), Boot(job=BOOT2)],
 )
