@@ -14,11 +14,11 @@ job's `mark` makes the harness cut the power (QMP quit).
 No cloud-init (masked; nothing here needs it, and it costs minutes under TCG). 4 boots:
   1. load, checksum, writer; kill at db.room:before and after db.room, self.install;
      power cut right after md.array (the array exists, its boot unit does not yet).
-  2. (array assembled by adoption) kills after md.array .. db.preflight, twice inside pass 1
+  2. (array assembled by adoption) kills after md.array .. tune .. db.preflight, twice inside pass 1
      (one before its first manifest checkpoint); power cut in the middle of pass 1.
   3. (MariaDB back on the old datadir) kills after pass 1, verify-pass1, inside pass 2, after
      stop, pass2, verify-delta; power cut right after db.switch-config (before keep-old/start).
-  4. (MariaDB starts at boot on the new datadir) kills after keep-old, start, health, tune; a
+  4. (MariaDB starts at boot on the new datadir) kills after keep-old, start, health; a
      clean apply exits 0, a second changes nothing; MariaDB serves /datadrive/mysql from /dev/md*,
      CHECKSUM TABLE of the static tables identical; the host checks every acknowledged id of
      every boot is in live.w.
@@ -128,7 +128,7 @@ JOB2 = PRELUDE + f"""
 snapshot 2
 start_writer
 check "md array not assembled after the cut (no boot unit yet)" sh -c '! grep -q "^md" /proc/mdstat'
-for s in md.array md.boot-unit fs.mkfs fs.lockdown fs.fstab fs.mount db.preflight; do kill_at $s:after; done
+for s in md.array md.boot-unit fs.mkfs fs.lockdown fs.fstab fs.mount tune db.preflight; do kill_at $s:after; done
 check "array runs after md.array" grep -q "active raid0" /proc/mdstat
 kill_at copy:pass1:{P1_EARLY}
 kill_at copy:pass1:{P1_LATE}
@@ -153,7 +153,7 @@ snapshot 4
 wait_until 180 systemctl is-active mariadb
 check "MariaDB started at boot on the new datadir" test "$(mysql -Nse 'SELECT @@datadir')" = /datadrive/mysql/
 start_writer
-for s in db.keep-old db.start db.health tune; do kill_at $s:after; done
+for s in db.keep-old db.start db.health; do kill_at $s:after; done
 dbhost apply --profile "$PROFILE" --yes --output json >"$VMTEST_OUT/clean1.out" 2>"$VMTEST_OUT/clean1.err"; echo $? >"$VMTEST_OUT/clean1.rc"
 check "clean apply exited 0" test "$(cat $VMTEST_OUT/clean1.rc)" = 0
 dbhost apply --profile "$PROFILE" --yes --output json >"$VMTEST_OUT/clean2.out" 2>"$VMTEST_OUT/clean2.err"; echo $? >"$VMTEST_OUT/clean2.rc"

@@ -54,15 +54,6 @@ P = f"/usr/local/share/dbhost/profiles/{PROFILE_NAME}"
 # `dbhost tune --profile` takes the engine, caps and overrides from the profile apply used.
 TUNE = f"dbhost --output json tune --profile {P}"
 
-JOB1 = f"""
-export O=$VMTEST_OUT
-check "apply --yes" sh -c 'dbhost --output json apply --profile {P} --yes >$O/apply1.out 2>$O/apply1.err'
-tail -c 3000 $O/apply1.err
-check "tune (explain) after apply" sh -c '{TUNE} >$O/tune-boot1.json'
-cat /sys/kernel/mm/transparent_hugepage/enabled
-next_boot reboot
-"""
-
 # Live database values of every Database knob, from the running server.
 DBVARS = r"""
 import json, subprocess, sys
@@ -76,6 +67,21 @@ for k in t["report"]["knobs"]:
         out[var] = p.stdout.strip() if p.returncode == 0 else "ERROR " + p.stderr.strip()
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 """
+
+JOB1 = f"""
+export O=$VMTEST_OUT
+check "apply --yes" sh -c 'dbhost --output json apply --profile {P} --yes >$O/apply1.out 2>$O/apply1.err'
+tail -c 3000 $O/apply1.err
+check "tune (explain) after apply" sh -c '{TUNE} >$O/tune-boot1.json'
+cat /sys/kernel/mm/transparent_hugepage/enabled
+cat >/tmp/dbvars.py <<'EOF'
+{DBVARS}
+EOF
+check "database variables right after apply" python3 /tmp/dbvars.py $O/tune-boot1.json $O/dbvars-boot1.json
+cat $O/dbvars-boot1.json
+next_boot reboot
+"""
+
 
 JOB2 = f"""
 export O=$VMTEST_OUT
@@ -111,8 +117,27 @@ def summary(path) -> dict:
     return s[-1]
 
 
+def live_database_values(knobs: list, dbv: dict, when: str) -> dict:
+    """Every database knob's target equals the running server's value (SELECT @@var)."""
+    expect(dbv, f"no database knobs queried {when}")
+    bad = []
+    for k in knobs:
+        tg = k["target"]
+        if tg.get("kind") != "database":
+            continue
+        var = tg["variable"]
+        live = dbv.get(var)
+        if live is None or norm(live) != norm(k["value"]):
+            bad.append(f"{var}: SELECT @@{var} = {live!r}, target {k['value']!r}")
+    expect(not bad, f"MariaDB variables {when}:\n  " + "\n  ".join(bad))
+    return dbv
+
+
 def check1(run, out):
     expect(summary(out / "apply1.out")["changed"] > 0, "first apply changed nothing")
+    # Tuning runs before the relocation, so the move's own restart applies the settings.
+    knobs = read_json(out / "tune-boot1.json")["report"]["knobs"]
+    live_database_values(knobs, read_json(out / "dbvars-boot1.json"), "right after the first apply")
 
 
 def check2(run, out):
@@ -131,18 +156,7 @@ def check2(run, out):
     bad = [f"{k['name']}@{k.get('device', '-')}: current {k.get('current')!r}, target {k['value']!r}"
            for k in knobs if not k["in_effect"]]
     expect(not bad, "knobs not in effect after the reboot:\n  " + "\n  ".join(bad))
-    dbv = read_json(out / "dbvars.json")
-    expect(dbv, "no database knobs queried")
-    bad = []
-    for k in knobs:
-        tg = k["target"]
-        if tg.get("kind") != "database":
-            continue
-        var = tg["variable"]
-        live = dbv.get(var)
-        if live is None or norm(live) != norm(k["value"]):
-            bad.append(f"{var}: SELECT @@{var} = {live!r}, target {k['value']!r}")
-    expect(not bad, "MariaDB variables after the reboot:\n  " + "\n  ".join(bad))
+    dbv = live_database_values(knobs, read_json(out / "dbvars.json"), "after the reboot")
     ex = read_text(out / "explain.txt")
     miss = []
     for k in knobs:

@@ -1,6 +1,7 @@
 //! From a plan to the list of steps `dbhost apply` runs, in order:
 //! install the binary → array (create or adopt) → boot assembly unit → filesystem (mkfs only on a
-//! blank device, lock down the bare mount point, fstab, mount) → datadir relocation → tuning.
+//! blank device, lock down the bare mount point, fstab, mount) → tuning → datadir relocation
+//! (whose restart applies the tuned database settings).
 //! Every step observes the real state first, so a second run finds everything done.
 
 use super::step::{ApplyCx, Observation, Outcome, Step};
@@ -101,6 +102,11 @@ pub fn build(profile: &Profile, plan: &Plan, opts: &BuildOptions) -> Result<Vec<
     steps.push(Box::new(LockdownStep(target.clone())));
     steps.push(Box::new(FstabStep(target.clone())));
     steps.push(Box::new(MountStep(target.clone())));
+    // Tuning before the relocation: the database settings it writes take effect at the restart
+    // the move makes anyway (instead of at some later restart), a setting the server refuses
+    // shows up while dbhost is still watching (the health check), and the copy already runs with
+    // the array's queue settings.
+    steps.push(Box::new(super::tuning::TuneStep::new(profile, plan)));
     if let Some(db) = &plan.database {
         steps.extend(super::db::steps(
             db,
@@ -108,7 +114,6 @@ pub fn build(profile: &Profile, plan: &Plan, opts: &BuildOptions) -> Result<Vec<
             opts.finalize,
         )?);
     }
-    steps.push(Box::new(super::tuning::TuneStep::new(profile, plan)));
     Ok(steps)
 }
 

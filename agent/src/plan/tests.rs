@@ -778,3 +778,22 @@ fn plan_json_is_stable() {
     let back: Plan = serde_json::from_value(j).unwrap();
     assert_eq!(back, pl);
 }
+
+/// The order `apply` runs its steps in: tuning lands after the mount and before the relocation,
+/// so the database's restart during the move applies the tuned settings.
+#[test]
+fn apply_tunes_before_the_relocation_so_the_move_restart_applies_the_settings() {
+    let p = shipped("azure-mysql.toml");
+    let plan = plan(&p, &azure_two_blank()).unwrap();
+    let steps = crate::apply::build::build(&p, &plan, &Default::default()).unwrap();
+    let ids: Vec<String> = steps.iter().map(|s| s.id()).collect();
+    let at = |id: &str| {
+        ids.iter()
+            .position(|x| x == id)
+            .unwrap_or_else(|| panic!("{id} not in {ids:?}"))
+    };
+    assert!(at("fs.mount") < at("tune"), "{ids:?}");
+    assert!(at("tune") < at("db.preflight"), "{ids:?}");
+    assert!(at("tune") < at("db.stop"), "{ids:?}");
+    assert_eq!(ids.last().map(String::as_str), Some("db.health"), "{ids:?}");
+}
