@@ -852,7 +852,8 @@ pub fn activating_sockets(exec: &dyn Exec, unit: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn active_sockets(exec: &dyn Exec, unit: &str) -> Vec<String> {
+/// The activating socket units (see [`activating_sockets`]) that are active now.
+pub fn active_sockets(exec: &dyn Exec, unit: &str) -> Vec<String> {
     activating_sockets(exec, unit)
         .into_iter()
         .filter(|s| is_active(exec, s))

@@ -430,28 +430,6 @@ pub fn apply(cx: &mut Ctx, st: &mut RelocateState, step: Step) -> Result<Outcome
     apply_detailed(cx, st, step).map(|(o, _)| o)
 }
 
-/// Active socket units that start `unit` on a client connection (`TriggeredBy=`).
-fn active_sockets(exec: &dyn Exec, unit: &str) -> Vec<String> {
-    let cmd = crate::host::CommandSpec::new("systemctl").args([
-        "show",
-        "-p",
-        "TriggeredBy",
-        "--value",
-        unit,
-    ]);
-    exec.output(&cmd)
-        .ok()
-        .filter(|o| o.status == 0)
-        .map(|o| {
-            o.stdout
-                .split_whitespace()
-                .filter(|s| s.ends_with(".socket") && engine::is_active(exec, s))
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Files of the switch that do not change which datadir the server uses, so they can be written
 /// (and reloaded) while it still runs: the systemd unit drop-in and the AppArmor local rule.
 fn staged_before_stop(path: &Path) -> bool {
@@ -594,7 +572,8 @@ pub fn apply_detailed(
             // With socket activation a client connecting after the stop would start the server
             // again, on the old datadir, in the middle of pass 2: stop the sockets first
             // (recorded before, so the start step and rollback start them again).
-            let socks = active_sockets(cx.exec, &st.instance.unit);
+            // `engine::stop` stops them in the same transaction as the service.
+            let socks = engine::active_sockets(cx.exec, &st.instance.unit);
             if socks.iter().any(|s| !st.stopped_sockets.contains(s)) {
                 for s in socks {
                     if !st.stopped_sockets.contains(&s) {
@@ -602,9 +581,6 @@ pub fn apply_detailed(
                     }
                 }
                 (cx.save)(st)?;
-            }
-            for s in &st.stopped_sockets {
-                engine::stop(cx.exec, s, &cx.wait)?;
             }
             let stopped = engine::stop(cx.exec, &st.instance.unit, &cx.wait)?;
             let detail = if staged {
@@ -767,14 +743,12 @@ pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome
     // started again at the end, like those the relocation stopped.
     let mut socks = st.stopped_sockets.clone();
     let stopped = if needs_restore || needs_rename {
-        for s in active_sockets(cx.exec, &st.instance.unit) {
+        for s in engine::active_sockets(cx.exec, &st.instance.unit) {
             if !socks.contains(&s) {
                 socks.push(s);
             }
         }
-        for s in &socks {
-            engine::stop(cx.exec, s, &cx.wait)?;
-        }
+        // Stops the active ones with the service, in one transaction.
         engine::stop(cx.exec, &st.instance.unit, &cx.wait)?
     } else {
         false

@@ -73,11 +73,26 @@ impl Exec for FakeDb {
     fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
         let line = cmd.display();
         self.log.lock().unwrap().push(line.clone());
+        // One systemctl transaction over several units (`stop mariadb.socket mariadb.service`):
+        // applied unit by unit, in order, each logged as its own line too.
+        if cmd.program == "systemctl"
+            && cmd.args.len() > 2
+            && matches!(cmd.args[0].as_str(), "start" | "stop")
+        {
+            for u in &cmd.args[1..] {
+                let o =
+                    self.output(&CommandSpec::new("systemctl").args([cmd.args[0].as_str(), u]))?;
+                if o.status != 0 {
+                    return Ok(o);
+                }
+            }
+            return Ok(ok(""));
+        }
         let mut serving = self.serving.lock().unwrap();
         let a: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
         let mut socket = self.socket.lock().unwrap();
         Ok(match (cmd.program.as_str(), a.as_slice()) {
-            ("systemctl", ["show", "-p", "TriggeredBy", "--value", _]) => ok(if socket.is_some() {
+            ("systemctl", ["show", "-P", "TriggeredBy", _]) => ok(if socket.is_some() {
                 "mariadb.socket\n"
             } else {
                 "\n"
