@@ -67,7 +67,7 @@ pub fn measure_copy(src: &Path, dst: &Path, opts: &CopyOptions) -> Result<CopyBe
     let verify_secs = t.elapsed().as_secs_f64();
     v.ensure_ok("benchmark verification")?;
     let t = Instant::now();
-    copy::pass2(src, dst, &mut man, opts, &mut |_| {})?;
+    copy::pass2(src, dst, &mut man, opts, &mut |_| {}, &mut |_| Ok(()))?;
     let delta_secs = t.elapsed().as_secs_f64();
     Ok(CopyBench {
         files: room.files,

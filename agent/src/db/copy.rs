@@ -20,7 +20,10 @@
 //!   64 KiB blocks rewritten, no hashing inside the downtime window (a database rewrites a few
 //!   places of its big files — redo, undo, pages flushed at shutdown — not the whole files).
 //! * [`verify_delta`] hashes only the files not verified yet (pass 2's copies), compares the
-//!   patched ones with the source byte for byte (target read back from the device), and checks
+//!   patched ones with the source byte for byte (target read back from the device) — only the
+//!   ranges pass 2 rewrote when the rest of the file was verified from the device after pass 1
+//!   and pass 2 ran once (an interrupted pass 2 leaves an incomplete record: whole files then),
+//!   and checks
 //!   the metadata of every entry on both sides (type, size, mode, owner, link target, mtime,
 //!   xattrs, hard-link groups), which costs a few syscalls per entry.
 //!
@@ -99,6 +102,12 @@ pub struct Entry {
     /// The target's bytes were re-read and matched `sha256`.
     #[serde(default)]
     pub verified: bool,
+    /// Pass 2 patched this file in place over a target that pass 1 had verified from the device:
+    /// the byte ranges `(offset, length)` it rewrote. Everywhere else the target was compared
+    /// equal to the source, so [`verify_delta`] re-reads only these ranges. `None` on a patched
+    /// file: compare the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patched: Option<Vec<(u64, u64)>>,
 }
 
 /// What has been copied from `src` to `dst`: relative path ("" is the root) → entry.
@@ -108,6 +117,11 @@ pub struct Manifest {
     pub src: PathBuf,
     pub dst: PathBuf,
     pub entries: BTreeMap<String, Entry>,
+    /// How many times pass 2 started on this manifest (saved before its first write). Above 1,
+    /// an earlier pass 2 was interrupted and may have written blocks the current one found
+    /// already equal (and so did not record): verification then compares whole files.
+    #[serde(default)]
+    pub pass2_runs: u32,
 }
 
 impl Manifest {
@@ -117,6 +131,7 @@ impl Manifest {
             src: src.to_path_buf(),
             dst: dst.to_path_buf(),
             entries: BTreeMap::new(),
+            pass2_runs: 0,
         }
     }
 
@@ -413,6 +428,7 @@ fn entry_from(m: &Metadata) -> Entry {
         hardlink_to: None,
         dirty: false,
         verified: false,
+        patched: None,
     }
 }
 
@@ -981,7 +997,12 @@ fn read_full_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
 /// so a re-run after a crash in the middle converges. No hash is computed: the entry is left
 /// unverified with no sha256, and [`verify_delta`] compares it with the source byte for byte
 /// after reading it back from the device. Returns the entry and the bytes written.
-fn patch_regular(cx: &mut Ctx, s: &Scanned, dpath: &Path) -> Result<(Entry, u64)> {
+fn patch_regular(
+    cx: &mut Ctx,
+    s: &Scanned,
+    dpath: &Path,
+    prev: Option<&Entry>,
+) -> Result<(Entry, u64)> {
     let f = open_src(&s.path).with_context(|| format!("opening {}", s.path.display()))?;
     let pre = f
         .metadata()
@@ -998,6 +1019,7 @@ fn patch_regular(cx: &mut Ctx, s: &Scanned, dpath: &Path) -> Result<(Entry, u64)
     let mut b = vec![0u8; a.len()];
     let size = pre.size();
     let (mut off, mut written) = (0u64, 0u64);
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
     let res: io::Result<()> = (|| {
         while off < size {
             let want = ((size - off) as usize).min(a.len());
@@ -1010,8 +1032,13 @@ fn patch_regular(cx: &mut Ctx, s: &Scanned, dpath: &Path) -> Result<(Entry, u64)
             while i < n {
                 let j = (i + PATCH_BLOCK).min(n);
                 if j > m || a[i..j] != b[i..j] {
-                    out.write_all_at(&a[i..j], off + i as u64)?;
+                    let at = off + i as u64;
+                    out.write_all_at(&a[i..j], at)?;
                     written += (j - i) as u64;
+                    match ranges.last_mut() {
+                        Some((o, l)) if *o + *l == at => *l += (j - i) as u64,
+                        _ => ranges.push((at, (j - i) as u64)),
+                    }
                 }
                 i = j;
             }
@@ -1036,8 +1063,30 @@ fn patch_regular(cx: &mut Ctx, s: &Scanned, dpath: &Path) -> Result<(Entry, u64)
         );
     }
     e.size = off;
+    // Only ranges need re-reading when the rest of the target was read back from the device
+    // and found right before this pass: pass 1's verified copy, or an earlier patch's ranges
+    // over one (kept, they were never re-read either).
+    e.patched = match prev {
+        Some(p) if p.sha256.is_some() && p.verified && !p.dirty => Some(ranges),
+        Some(p) if p.sha256.is_none() => p.patched.as_ref().map(|old| merge_ranges(old, &ranges)),
+        _ => None,
+    };
     apply_meta(&s.path, dpath, &e)?;
     Ok((e, written))
+}
+
+/// The union of two sorted range lists, as sorted, non-overlapping, non-adjacent ranges.
+fn merge_ranges(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut all: Vec<(u64, u64)> = a.iter().chain(b).copied().filter(|r| r.1 > 0).collect();
+    all.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(all.len());
+    for (o, l) in all {
+        match out.last_mut() {
+            Some((po, pl)) if o <= *po + *pl => *pl = (*pl).max(o + l - *po),
+            _ => out.push((o, l)),
+        }
+    }
+    out
 }
 
 /// Compare `dst` (page cache dropped first, so the bytes come from the device) with `src`, byte
@@ -1078,6 +1127,55 @@ fn compare_file(
         }
         tick(n as u64);
         off += n as u64;
+    }
+    Ok(None)
+}
+
+/// Like [`compare_file`], over the given byte ranges only (the blocks pass 2 rewrote): the
+/// sizes must agree and each range, dropped from the page cache first, must equal the source.
+fn compare_ranges(
+    src: &Path,
+    dst: &Path,
+    ranges: &[(u64, u64)],
+    buf: &mut Vec<u8>,
+    tick: &mut dyn FnMut(u64),
+) -> io::Result<Option<String>> {
+    let a = open_src(src)?;
+    let b = open_src(dst)?;
+    let (la, lb) = (a.metadata()?.len(), b.metadata()?.len());
+    if la != lb {
+        return Ok(Some(format!("size {lb} differs from the source's {la}")));
+    }
+    if buf.is_empty() {
+        buf.resize(1 << 20, 0);
+    }
+    let mut other = vec![0u8; buf.len()];
+    for &(start, len) in ranges {
+        let end = (start + len).min(la);
+        let _ = posix_fadvise(
+            &b,
+            start as i64,
+            (end.saturating_sub(start)) as i64,
+            PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
+        let mut off = start;
+        while off < end {
+            let want = ((end - off) as usize).min(buf.len());
+            let n = read_full_at(&a, &mut buf[..want], off)?;
+            let m = read_full_at(&b, &mut other[..want], off)?;
+            if n != want || m != want {
+                return Ok(Some(format!("short read at offset {off}")));
+            }
+            if buf[..n] != other[..n] {
+                let i = (0..n).find(|&i| buf[i] != other[i]).unwrap_or(0);
+                return Ok(Some(format!(
+                    "differs from the source at offset {}",
+                    off + i as u64
+                )));
+            }
+            tick(n as u64);
+            off += n as u64;
+        }
     }
     Ok(None)
 }
@@ -1248,7 +1346,7 @@ fn run_pass(
                         cx.tick(s.meta.size());
                         (prev.clone().unwrap_or_else(|| entry_from(&s.meta)), false)
                     } else if mode == Mode::Cold && patchable(prev.as_ref(), &s.meta, &dpath) {
-                        let (e, written) = patch_regular(&mut cx, s, &dpath)?;
+                        let (e, written) = patch_regular(&mut cx, s, &dpath, prev.as_ref())?;
                         since_cp += written;
                         rep.copied_bytes += written;
                         (e, true)
@@ -1373,13 +1471,19 @@ pub fn pass1(
 
 /// Pass 2, database stopped: copy what changed since pass 1 (or was flagged dirty), remove what
 /// disappeared. A source change during this pass is an error (the database is not stopped).
+///
+/// `started` persists the manifest once, before the first write, with `pass2_runs` counted:
+/// if this pass is interrupted, the next one knows its record of rewritten ranges is partial.
 pub fn pass2(
     src: &Path,
     dst: &Path,
     man: &mut Manifest,
     opts: &CopyOptions,
     progress: &mut dyn FnMut(Progress),
+    started: &mut dyn FnMut(&Manifest) -> Result<()>,
 ) -> Result<PassReport> {
+    man.pass2_runs += 1;
+    started(man)?;
     run_pass(src, dst, man, opts, Mode::Cold, progress, &mut |_| Ok(()))
 }
 
@@ -1414,7 +1518,18 @@ fn verify_hashes(
         })
         .map(|(k, _)| k.clone())
         .collect();
-    let total: u64 = todo.iter().map(|k| man.entries[k].size).sum();
+    // Patched ranges are enough only when a single pass 2 ran (see `Manifest::pass2_runs`).
+    let ranges_ok = man.pass2_runs <= 1;
+    let total: u64 = todo
+        .iter()
+        .map(|k| {
+            let e = &man.entries[k];
+            match &e.patched {
+                Some(r) if ranges_ok && e.sha256.is_none() => r.iter().map(|x| x.1).sum(),
+                _ => e.size,
+            }
+        })
+        .sum();
     let mut rep = VerifyReport::default();
     let mut buf = vec![0u8; opts.buf_size.max(4096)];
     let mut done = 0u64;
@@ -1426,12 +1541,20 @@ fn verify_hashes(
         };
         let e = man.entries.get_mut(&rel).expect("listed above");
         if e.sha256.is_none() {
-            // Patched in place by pass 2: compare with the source instead of a hash.
+            // Patched in place by pass 2: compare with the source instead of a hash — only the
+            // rewritten ranges when the rest was verified before.
             let sp = target_of(&src, &rel);
-            let what = match compare_file(&sp, &p, &mut buf, &mut tick) {
+            let ranges = e.patched.clone().filter(|_| ranges_ok);
+            let res = match &ranges {
+                Some(r) => compare_ranges(&sp, &p, r, &mut buf, &mut tick),
+                None => compare_file(&sp, &p, &mut buf, &mut tick),
+            };
+            let what = match res {
                 Ok(None) => {
                     rep.compared_files += 1;
-                    rep.compared_bytes += e.size;
+                    rep.compared_bytes += ranges
+                        .as_ref()
+                        .map_or(e.size, |r| r.iter().map(|x| x.1).sum());
                     e.verified = true;
                     continue;
                 }

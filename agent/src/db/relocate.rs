@@ -598,7 +598,10 @@ pub fn apply_detailed(
                 );
             }
             let mut man = load_manifest(cx, st);
-            let rep = copy::pass2(&old, &new, &mut man, &cx.copy, cx.progress)?;
+            let mpath = cx.host.path(&st.manifest);
+            let rep = copy::pass2(&old, &new, &mut man, &cx.copy, cx.progress, &mut |m| {
+                m.save(&mpath)
+            })?;
             man.save(&cx.host.path(&st.manifest))?;
             Ok((outcome(rep.changed()), pass_detail(&rep)))
         }

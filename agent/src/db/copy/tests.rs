@@ -85,7 +85,7 @@ fn p1(src: &Path, dst: &Path, man: &mut Manifest) -> PassReport {
 }
 
 fn p2(src: &Path, dst: &Path, man: &mut Manifest) -> PassReport {
-    pass2(src, dst, man, &opts(), &mut |_| {}).unwrap()
+    pass2(src, dst, man, &opts(), &mut |_| {}, &mut |_| Ok(())).unwrap()
 }
 
 fn assert_same(src: &Path, dst: &Path) {
@@ -293,29 +293,38 @@ fn pass2_rewrites_only_the_changed_blocks_and_verify_compares_them() {
     );
     assert!(man.entries["ibdata1"].sha256.is_none() && !man.entries["ibdata1"].verified);
 
-    // a corrupted patched target (same size and mtime) is caught by the byte comparison...
+    assert_eq!(
+        man.entries["ibdata1"].patched,
+        Some(vec![(196_608, 300_010 - 196_608)]),
+        "the rewritten ranges, contiguous blocks merged"
+    );
+
+    // verification re-reads only the rewritten ranges; a bad byte in one of them is caught...
     let t = OpenOptions::new()
         .write(true)
         .open(dst.join("ibdata1"))
         .unwrap();
-    t.write_all_at(b"!", 10).unwrap();
+    t.write_all_at(b"!", 200_001).unwrap();
     drop(t);
     let m = fs::metadata(src.join("ibdata1")).unwrap();
     set_mtime(&dst.join("ibdata1"), m.mtime(), m.mtime_nsec());
     let v = verify_delta(&mut man, &opts(), &mut |_| {}).unwrap();
     assert_eq!(v.mismatches.len(), 1, "{v:?}");
     assert!(
-        v.mismatches[0].what.contains("offset 10"),
+        v.mismatches[0].what.contains("offset 200001"),
         "{:?}",
         v.mismatches
     );
     assert!(man.entries["ibdata1"].dirty);
-    // ...and a second pass 2 (as after a crash) repairs exactly that block
+    // ...and a second pass 2 (as after a crash) repairs exactly that block; its verification
+    // compares the whole file (the first pass 2 may have written blocks nobody recorded)
     let rep = p2(&src, &dst, &mut man);
     assert_eq!(rep.copied_bytes, 65536, "{rep:?}");
+    assert_eq!(man.pass2_runs, 2);
     let v = verify_delta(&mut man, &opts(), &mut |_| {}).unwrap();
     assert!(v.ok(), "{:?}", v.mismatches);
     assert_eq!(v.compared_files, 1);
+    assert_eq!(v.compared_bytes, 300_010, "whole file compared");
     assert_same(&src, &dst);
 }
 
@@ -683,13 +692,20 @@ fn a_source_change_during_the_downtime_pass_is_an_error() {
     // an old mtime, so the concurrent write below is visible despite jiffy-coarse timestamps
     set_mtime(&victim, 1_500_000_000, 0);
     let mut fired = false;
-    let err = pass2(&src, &dst, &mut man, &opts(), &mut |_| {
-        if !fired {
-            fired = true;
-            let f = OpenOptions::new().write(true).open(&victim).unwrap();
-            f.write_all_at(b"concurrent write", 0).unwrap();
-        }
-    })
+    let err = pass2(
+        &src,
+        &dst,
+        &mut man,
+        &opts(),
+        &mut |_| {
+            if !fired {
+                fired = true;
+                let f = OpenOptions::new().write(true).open(&victim).unwrap();
+                f.write_all_at(b"concurrent write", 0).unwrap();
+            }
+        },
+        &mut |_| Ok(()),
+    )
     .unwrap_err();
     assert!(
         err.to_string().contains("is the database really stopped"),
@@ -722,4 +738,62 @@ fn hard_link_whose_first_name_vanished_is_copied_as_a_file() {
     p2(&src, &dst, &mut man);
     assert!(verify_delta(&mut man, &opts(), &mut |_| {}).unwrap().ok());
     assert_same(&src, &dst);
+}
+
+#[test]
+fn verify_delta_reads_only_the_patched_ranges_of_a_file_pass1_verified() {
+    let (_d, src, dst) = setup();
+    let mut man = Manifest::new(&src, &dst);
+    p1(&src, &dst, &mut man);
+    assert!(verify_pass1(&mut man, &opts(), &mut |_| {}).unwrap().ok());
+    let size = fs::metadata(src.join("ibdata1")).unwrap().len();
+    let f = OpenOptions::new()
+        .write(true)
+        .open(src.join("ibdata1"))
+        .unwrap();
+    f.write_all_at(b"page", 70_000).unwrap();
+    drop(f);
+    let rep = p2(&src, &dst, &mut man);
+    assert_eq!(rep.copied_bytes, 65536, "{rep:?}");
+    assert_eq!(man.pass2_runs, 1);
+    let v = verify_delta(&mut man, &opts(), &mut |_| {}).unwrap();
+    assert!(v.ok(), "{:?}", v.mismatches);
+    assert_eq!(v.compared_files, 1);
+    assert_eq!(
+        v.compared_bytes, 65536,
+        "only the rewritten block, not {size} bytes"
+    );
+    assert_same(&src, &dst);
+}
+
+#[test]
+fn a_file_pass1_could_not_verify_is_compared_whole_after_its_patch() {
+    let (_d, src, dst) = setup();
+    let mut man = Manifest::new(&src, &dst);
+    p1(&src, &dst, &mut man);
+    // changed during pass 1: dirty, so verify_pass1 skips it and nothing vouches for the target
+    man.entries.get_mut("ibdata1").unwrap().dirty = true;
+    assert!(verify_pass1(&mut man, &opts(), &mut |_| {}).unwrap().ok());
+    assert!(!man.entries["ibdata1"].verified);
+    let size = fs::metadata(src.join("ibdata1")).unwrap().len();
+    let f = OpenOptions::new()
+        .write(true)
+        .open(src.join("ibdata1"))
+        .unwrap();
+    f.write_all_at(b"page", 70_000).unwrap();
+    drop(f);
+    p2(&src, &dst, &mut man);
+    assert_eq!(man.entries["ibdata1"].patched, None);
+    let v = verify_delta(&mut man, &opts(), &mut |_| {}).unwrap();
+    assert!(v.ok(), "{:?}", v.mismatches);
+    assert_eq!(v.compared_bytes, size, "whole file");
+}
+
+#[test]
+fn merged_ranges_are_sorted_and_disjoint() {
+    assert_eq!(
+        merge_ranges(&[(0, 10), (100, 10)], &[(5, 10), (110, 5), (50, 1)]),
+        vec![(0, 15), (50, 1), (100, 15)]
+    );
+    assert_eq!(merge_ranges(&[], &[(3, 0)]), vec![]);
 }
