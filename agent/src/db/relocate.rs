@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -582,12 +583,26 @@ pub fn apply_detailed(
                 }
                 (cx.save)(st)?;
             }
-            let stopped = engine::stop(cx.exec, &st.instance.unit, &cx.wait)?;
-            let detail = if staged {
-                "unit drop-in staged and reloaded before the stop".to_string()
+            let flushed = if engine::is_active(cx.exec, &st.instance.unit) {
+                engine::flush_before_stop(
+                    cx.host,
+                    cx.exec,
+                    &st.instance,
+                    Duration::from_secs(60),
+                    cx.wait.sleep,
+                )
             } else {
                 String::new()
             };
+            let stopped = engine::stop(cx.exec, &st.instance.unit, &cx.wait)?;
+            let detail = [
+                staged.then(|| "unit drop-in staged and reloaded before the stop".to_string()),
+                (!flushed.is_empty()).then_some(flushed),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ");
             Ok((outcome(stopped || staged), detail))
         }
         Step::Pass2 => {

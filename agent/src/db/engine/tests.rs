@@ -542,3 +542,122 @@ fn stop_also_stops_the_activating_socket_and_start_brings_it_back() {
         .unwrap()
         .contains(&"systemctl start mariadb.socket mariadb.service".to_string()));
 }
+
+/// A MariaDB whose page cleaner writes 1000 dirty pages per check once asked to flush.
+struct Flushing {
+    dirty: std::sync::Mutex<u64>,
+    asked: std::sync::Mutex<bool>,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl Exec for Flushing {
+    fn output(&self, cmd: &crate::host::CommandSpec) -> anyhow::Result<ExecOutput> {
+        self.calls.lock().unwrap().push(cmd.display());
+        let sql = cmd.args.last().cloned().unwrap_or_default();
+        Ok(if sql.contains("INNODB_BUFFER_POOL_PAGES_DIRTY") {
+            let mut d = self.dirty.lock().unwrap();
+            let now = *d;
+            if *self.asked.lock().unwrap() {
+                *d = d.saturating_sub(1000);
+            }
+            out(0, &format!("{now}\n"))
+        } else if sql == "SET GLOBAL innodb_max_dirty_pages_pct = 0" {
+            *self.asked.lock().unwrap() = true;
+            out(0, "")
+        } else {
+            out(1, "unexpected")
+        })
+    }
+}
+
+#[test]
+fn dirty_pages_are_flushed_before_the_stop_and_the_wait_is_bounded() {
+    let d = tempfile::tempdir().unwrap();
+    debian_mariadb(d.path());
+    let host = Host::with_root(d.path());
+    let inst = discover(&host, &FakeExec::new(), Engine::Mariadb).unwrap();
+    let db = Flushing {
+        dirty: std::sync::Mutex::new(5000),
+        asked: Default::default(),
+        calls: Default::default(),
+    };
+    let said = flush_before_stop(&host, &db, &inst, Duration::from_secs(60), |_| {});
+    assert_eq!(
+        said,
+        "InnoDB dirty pages 5000 -> 0 in 0.0 s before the stop"
+    );
+    assert_eq!(*db.dirty.lock().unwrap(), 0);
+    // a count that never falls (a heavy write load) stops the wait after a few checks
+    let stuck = Flushing {
+        dirty: std::sync::Mutex::new(9000),
+        asked: Default::default(),
+        calls: Default::default(),
+    };
+    let said = flush_before_stop(
+        &host,
+        &NeverFalls(stuck),
+        &inst,
+        Duration::from_secs(60),
+        |_| {},
+    );
+    assert!(
+        said.starts_with("InnoDB dirty pages 9000 -> 9000"),
+        "{said}"
+    );
+    // a server that does not answer: a note, no error
+    let said = flush_before_stop(
+        &host,
+        &FakeExec::new(),
+        &inst,
+        Duration::from_secs(60),
+        |_| {},
+    );
+    assert!(said.contains("the shutdown flushes"), "{said}");
+}
+
+struct NeverFalls(Flushing);
+
+impl Exec for NeverFalls {
+    fn output(&self, cmd: &crate::host::CommandSpec) -> anyhow::Result<ExecOutput> {
+        let o = self.0.output(cmd)?;
+        *self.0.dirty.lock().unwrap() = 9000;
+        let n = self.0.calls.lock().unwrap().len();
+        assert!(
+            n < 20,
+            "the wait must stop when the count stalls: {n} calls"
+        );
+        Ok(o)
+    }
+}
+
+#[test]
+fn postgresql_checkpoints_before_the_stop() {
+    let d = tempfile::tempdir().unwrap();
+    let host = Host::with_root(d.path());
+    let exec = FakeExec::new();
+    exec.answer("runuser", out(0, ""));
+    let inst = Instance {
+        engine: Engine::Postgresql,
+        datadir: "/var/lib/postgresql/15/main".into(),
+        source: Source::Default,
+        config_datadir: "/var/lib/postgresql/15/main".into(),
+        unit: "postgresql@15-main.service".into(),
+        socket: None,
+        dropin_dir: None,
+        pg: Some(PgCluster {
+            version: "15".into(),
+            cluster: "main".into(),
+            conf: "/etc/postgresql/15/main/postgresql.conf".into(),
+            port: 5432,
+        }),
+    };
+    let said = flush_before_stop(&host, &exec, &inst, Duration::from_secs(60), |_| {});
+    assert!(
+        said.starts_with("checkpoint before the stop took"),
+        "{said}"
+    );
+    assert_eq!(
+        exec.calls(),
+        vec!["runuser -u postgres -- psql -X -A -t -q -p 5432 -c CHECKPOINT"]
+    );
+}
