@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scenarios"))
-from _mariadb import LOAD, events  # noqa: E402
+from _mariadb import LOAD, events, load_sizes  # noqa: E402
 from harness import Boot, Disk, Scenario, expect, log, read_text  # noqa: E402
 
 # qemu-dev.toml with tuning off: the comparison is about moving the data; a tuned buffer pool
@@ -42,9 +42,7 @@ MB = int(os.environ.get("DBHOST_BENCH_MB", "384"))
 WPS = float(os.environ.get("DBHOST_BENCH_WPS", "50"))
 # 32 MiB of ordinary rows (dbload: InnoDB + MyISAM + Aria, ~300 bytes per row), the rest as
 # 64 KiB blobs: ~6x faster to generate under TCG for the same datadir size.
-ROWS_MB = min(32, MB)
-ROWS = max(1000, ROWS_MB * 1024 * 1024 // 300)
-BLOBS = max(0, (MB - ROWS_MB) * 16)
+ROWS, BLOBS = load_sizes(MB, rows_mb=32)
 # The datadir (data + ~150 MiB of InnoDB logs and undo) twice on the array, plus dd's scratch.
 DISK = f"{max(2, (MB * 3) // 1024 + 1)}G"
 WRITER = (Path(__file__).resolve().parent / "dbwriter.py").read_text()
@@ -63,15 +61,8 @@ chmod 755 /usr/local/bin/dbload /usr/local/bin/dbwriter
 systemctl start mariadb
 check "MariaDB is active" systemctl is-active mariadb
 t0=$(date +%s)
-/usr/local/bin/dbload {ROWS} >"$O/load.log" 2>&1
+/usr/local/bin/dbload {ROWS} {BLOBS} >"$O/load.log" 2>&1
 mysql -e "CREATE DATABASE bench; CREATE TABLE bench.w (id BIGINT PRIMARY KEY, t DOUBLE, pad VARCHAR(100)) ENGINE=InnoDB"
-mysql -e "CREATE TABLE bench.blobs (id INT PRIMARY KEY, b LONGBLOB) ENGINE=InnoDB"
-i=0
-while [ $i -lt {BLOBS} ]; do
-  j=$((i + 256)); [ $j -le {BLOBS} ] || j={BLOBS}
-  mysql bench -e "INSERT INTO bench.blobs SELECT seq, REPEAT(MD5(seq), 2048) FROM seq_$((i + 1))_to_$j" >>"$O/load.log" 2>&1
-  i=$j
-done
 echo "load_s=$(( $(date +%s) - t0 ))" >>"$O/timing.txt"
 du -sb /var/lib/mysql >"$O/du-before.txt"
 /usr/local/bin/dbwriter "$O/acked.txt" {WPS} 1 &

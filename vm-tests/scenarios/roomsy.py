@@ -1,5 +1,6 @@
 """roomsy: the main job of dbhost, end to end. Two blank no-cache virtio-scsi disks at LUN 0/1,
-MariaDB loaded with generated data (DBHOST_ROOMSY_MB, default 128 MiB), `dbhost apply` run by
+MariaDB loaded with generated data (DBHOST_ROOMSY_MB, default 128 MiB: rows up to 128 MiB, the rest
+as 64 KiB blobs), `dbhost apply` run by
 cloud-init with the qemu-dev profile. Proves: the apply exits 0 and changed something; CHECKSUM
 TABLE of every table is identical before and after; MariaDB serves from /datadrive/mysql on the md
 device; a second apply changes nothing (exit 0, summary changed=0); after a reboot (mdadm absent)
@@ -10,13 +11,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _mariadb import DBSUM, LOAD, OUT, summary  # noqa: E402
+from _mariadb import DBSUM, LOAD, OUT, load_sizes, summary  # noqa: E402
 from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
 
 PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
 MB = int(os.environ.get("DBHOST_ROOMSY_MB", "128"))
-# ~300 bytes per row on disk (InnoDB, 224-byte note + overhead).
-ROWS = max(1000, MB * 1024 * 1024 // 300)
+# Up to 128 MiB of rows (~300 bytes each on disk), the rest as 64 KiB blobs.
+ROWS, BLOBS = load_sizes(MB)
 DISK = f"{max(2, (MB * 3) // 1024 + 1)}G"
 
 def check_first(run, out):
@@ -39,7 +40,7 @@ def check_reboot(run, out):
 
 
 JOB1 = f"""
-echo "load_s=$(cat $VMTEST_OUT/load.s) apply_s=$(cat $VMTEST_OUT/apply1.s) mb={MB} rows={ROWS}" >"$VMTEST_OUT/timing.txt"
+echo "load_s=$(cat $VMTEST_OUT/load.s) apply_s=$(cat $VMTEST_OUT/apply1.s) mb={MB} rows={ROWS} blobs={BLOBS}" >"$VMTEST_OUT/timing.txt"
 du -sm /datadrive/mysql >"$VMTEST_OUT/du.txt" 2>&1
 check "apply via cloud-init exited 0" test "$(cat $VMTEST_OUT/apply1.rc)" = 0
 check "MariaDB is active" systemctl is-active mariadb
@@ -93,14 +94,14 @@ SCENARIO = Scenario(
         ],
         "runcmd": [
             "systemctl start mariadb",
-            f"t0=$(date +%s); /usr/local/bin/dbload {ROWS} >{OUT}/load.log 2>&1; echo $(( $(date +%s) - t0 )) >{OUT}/load.s",
+            f"t0=$(date +%s); /usr/local/bin/dbload {ROWS} {BLOBS} >{OUT}/load.log 2>&1; echo $(( $(date +%s) - t0 )) >{OUT}/load.s",
             f"/usr/local/bin/dbsum >{OUT}/sum-before.txt 2>&1",
             f"t0=$(date +%s); {dbhost_runcmd(f'apply --profile {PROFILE} --yes --output json', 'apply1')}; "
             f"echo $(( $(date +%s) - t0 )) >{OUT}/apply1.s",
         ],
     },
     steps=[
-        Boot(job=JOB1, check=check_first, timeout=1500),
+        Boot(job=JOB1, check=check_first, timeout=1500 + 2 * MB),
         Boot(job=JOB2, check=compare_reboot),
     ],
 )

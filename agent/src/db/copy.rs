@@ -631,9 +631,10 @@ fn produce(
     Ok(())
 }
 
-/// Consume chunks: hash, write data at the same offsets into `dst` (when given), set its length.
+/// Consume chunks: hash (unless `h` is `None`: a hashing thread does it), write data at the same
+/// offsets into `dst` (when given), set its length.
 struct Sink<'a> {
-    h: Sha256,
+    h: Option<Sha256>,
     dst: Option<&'a File>,
     zeros: &'a [u8],
     end: Option<u64>,
@@ -643,11 +644,15 @@ impl Sink<'_> {
     fn take(&mut self, c: &Chunk, tick: &mut dyn FnMut(u64)) -> io::Result<()> {
         match c {
             Chunk::Hole(n) => {
-                hash_zeros(&mut self.h, *n, self.zeros);
+                if let Some(h) = &mut self.h {
+                    hash_zeros(h, *n, self.zeros);
+                }
                 tick(*n);
             }
             Chunk::Data { off, buf, len } => {
-                self.h.update(&buf[..*len]);
+                if let Some(h) = &mut self.h {
+                    h.update(&buf[..*len]);
+                }
                 if let Some(d) = self.dst {
                     d.write_all_at(&buf[..*len], *off)?;
                 }
@@ -663,14 +668,16 @@ impl Sink<'_> {
         Ok(())
     }
     fn finish(self) -> (String, u64) {
-        (hex::encode(self.h.finalize()), self.end.unwrap_or(0))
+        let h = self.h.unwrap_or_default();
+        (hex::encode(h.finalize()), self.end.unwrap_or(0))
     }
 }
 
 /// Read `src` extent by extent (holes skipped), hash the logical content, write data at the
 /// same offsets into `dst` (when given) and set its length. Returns (sha256 hex, bytes).
-/// Files larger than a few buffers are read by a helper thread so device reads overlap with
-/// hashing and writing (three buffers in flight).
+/// Files larger than a few buffers go through three threads — read, write, hash — so device
+/// reads, device writes and SHA-256 overlap (four buffers in flight): the hash costs no copy time
+/// as long as it keeps up with the disks.
 fn stream(
     src: &File,
     size: u64,
@@ -683,7 +690,7 @@ fn stream(
         buf.resize(1 << 20, 0);
     }
     let mut sink = Sink {
-        h: Sha256::new(),
+        h: Some(Sha256::new()),
         dst,
         zeros,
         end: None,
@@ -715,16 +722,33 @@ fn stream(
         return Ok(sink.finish());
     }
     use std::sync::mpsc::{channel, sync_channel};
+    // reader --tx--> this thread (writes) --htx--> hasher --back_tx--> reader (free buffers)
     let (tx, rx) = sync_channel::<Chunk>(2);
+    let (htx, hrx) = sync_channel::<Chunk>(2);
     let (back_tx, back_rx) = channel::<Vec<u8>>();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let _ = back_tx.send(vec![0u8; buf.len()]);
     }
+    sink.h = None;
     std::thread::scope(|sc| {
         let reader = sc.spawn(move || {
             produce(src, size, &mut || back_rx.recv().ok(), &mut |c| {
                 tx.send(c).is_ok()
             })
+        });
+        let hasher = sc.spawn(move || {
+            let mut h = Sha256::new();
+            for c in hrx.iter() {
+                match c {
+                    Chunk::Hole(n) => hash_zeros(&mut h, n, zeros),
+                    Chunk::Data { buf, len, .. } => {
+                        h.update(&buf[..len]);
+                        let _ = back_tx.send(buf);
+                    }
+                    Chunk::End(_) => {}
+                }
+            }
+            hex::encode(h.finalize())
         });
         let mut res = Ok(());
         for c in rx.iter() {
@@ -732,18 +756,23 @@ fn stream(
                 res = Err(e);
                 break;
             }
-            if let Chunk::Data { buf: b, .. } = c {
-                let _ = back_tx.send(b);
+            if htx.send(c).is_err() {
+                res = Err(io::Error::other("hashing thread stopped"));
+                break;
             }
         }
         drop(rx);
-        drop(back_tx);
+        drop(htx);
+        let hash = hasher
+            .join()
+            .map_err(|_| io::Error::other("hashing thread panicked"));
         let r = reader
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("reader thread panicked")));
         res?;
         r?;
-        Ok(sink.finish())
+        let (_, end) = sink.finish();
+        Ok((hash?, end))
     })
 }
 
