@@ -42,6 +42,9 @@ stage "static binary (build, runs without libc, same results on every fixture)"
 static_bin=$(bash scripts/build-static.sh | tail -n1)
 bash scripts/check-static.sh "$static_bin"
 
+stage "benchmark: relocation copier vs plain copy (host disk; prints the ratio)"
+bash scripts/bench-copy.sh "${DBHOST_BENCH_COPY_MB:-512}"
+
 stage "fuzz: md superblock parser (bounded)"
 # cargo-fuzz needs a nightly toolchain; where there is none, the stable proptest
 # `decode_never_panics` (run by cargo test above) covers random input. Longer runs:
