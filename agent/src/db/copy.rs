@@ -1126,41 +1126,10 @@ fn compare_file(
     buf: &mut Vec<u8>,
     tick: &mut dyn FnMut(u64),
 ) -> io::Result<Option<String>> {
-    let a = open_src(src)?;
-    let b = open_src(dst)?;
-    let (la, lb) = (a.metadata()?.len(), b.metadata()?.len());
-    if la != lb {
-        return Ok(Some(format!("size {lb} differs from the source's {la}")));
-    }
-    let _ = posix_fadvise(&b, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
-    let _ = posix_fadvise(&b, 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
-    let _ = posix_fadvise(&a, 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
-    if buf.is_empty() {
-        buf.resize(1 << 20, 0);
-    }
-    let mut other = vec![0u8; buf.len()];
-    let mut off = 0u64;
-    while off < la {
-        let want = ((la - off) as usize).min(buf.len());
-        let n = read_full_at(&a, &mut buf[..want], off)?;
-        let m = read_full_at(&b, &mut other[..want], off)?;
-        if n != want || m != want {
-            return Ok(Some(format!("short read at offset {}", off)));
-        }
-        if buf[..n] != other[..n] {
-            let i = (0..n).find(|&i| buf[i] != other[i]).unwrap_or(0);
-            return Ok(Some(format!(
-                "differs from the source at offset {}",
-                off + i as u64
-            )));
-        }
-        tick(n as u64);
-        off += n as u64;
-    }
-    Ok(None)
+    compare_ranges(src, dst, &[(0, u64::MAX)], buf, tick)
 }
 
-/// Like [`compare_file`], over the given byte ranges only (the blocks pass 2 rewrote): the
+/// Like [`compare_file`], over the given byte ranges only (e.g. the blocks pass 2 rewrote): the
 /// sizes must agree and each range, dropped from the page cache first, must equal the source.
 fn compare_ranges(
     src: &Path,
@@ -1175,17 +1144,27 @@ fn compare_ranges(
     if la != lb {
         return Ok(Some(format!("size {lb} differs from the source's {la}")));
     }
+    let _ = posix_fadvise(&a, 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
     if buf.is_empty() {
         buf.resize(1 << 20, 0);
     }
     let mut other = vec![0u8; buf.len()];
     for &(start, len) in ranges {
-        let end = (start + len).min(la);
+        let end = start.saturating_add(len).min(la);
+        if end <= start {
+            continue;
+        }
         let _ = posix_fadvise(
             &b,
             start as i64,
-            (end.saturating_sub(start)) as i64,
+            (end - start) as i64,
             PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
+        let _ = posix_fadvise(
+            &b,
+            start as i64,
+            (end - start) as i64,
+            PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL,
         );
         let mut off = start;
         while off < end {
