@@ -261,9 +261,27 @@ pub fn mysql_client_as_root(host: &Host) -> CommandSpec {
     })
 }
 
+/// Zero the replica state files and relay logs found in `dirs` (see
+/// [`super::ops::is_replica_state`]); returns how many files were overwritten.
+fn zero_replica_state(host: &Host, dirs: &[PathBuf]) -> Result<usize> {
+    let mut n = 0;
+    for d in dirs {
+        let Ok(rd) = fs::read_dir(host.path(d)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if super::ops::is_replica_state(&name) && super::scrub::zero_file(&e.path())? > 0 {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Stop MySQL/MariaDB cleanly: reset replication and binary logs, `innodb_fast_shutdown=0`,
 /// `systemctl stop` every active unit, then verify no server process is left.
-pub fn stop_mysql(host: &Host, exec: &dyn Exec) -> Result<Vec<String>> {
+pub fn stop_mysql(host: &Host, exec: &dyn Exec, replica_dirs: &[PathBuf]) -> Result<Vec<String>> {
     let procs = running(host, MYSQLD_NAMES);
     if procs.is_empty() {
         return Ok(vec![]);
@@ -302,6 +320,14 @@ pub fn stop_mysql(host: &Host, exec: &dyn Exec) -> Result<Vec<String>> {
     let version = f.next().unwrap_or("").to_string();
     let log_bin = f.next() == Some("1");
     for stmt in mysql_prepare_sql(&version, log_bin) {
+        if stmt.starts_with("RESET SLAVE") || stmt.starts_with("RESET REPLICA") {
+            // Replication threads are stopped: nothing writes these files any more, and the
+            // RESET deletes them without overwriting their blocks.
+            let n = zero_replica_state(host, replica_dirs)?;
+            if n > 0 {
+                done.push(format!("zeroed {n} replica state/relay log file(s)"));
+            }
+        }
         let cmd = client.clone().args(["-e", &stmt]);
         let r = exec.output(&cmd)?;
         // STOP/RESET SLAVE on a server that never replicated is harmless either way.
@@ -571,7 +597,7 @@ mod tests {
         );
         // The fake server never goes away, so the stop ends in "still running"; what matters
         // is that it got past the version query and sent the shutdown settings as root.
-        let e = stop_mysql(&h, &fx).unwrap_err().to_string();
+        let e = stop_mysql(&h, &fx, &[]).unwrap_err().to_string();
         assert!(e.contains("still running"), "{e}");
         let calls = fx.calls();
         assert!(
@@ -585,5 +611,47 @@ mod tests {
                 .any(|c| c.starts_with("mariadb -e") && c.contains("innodb_fast_shutdown")),
             "{calls:?}"
         );
+    }
+
+    #[test]
+    fn replica_state_is_zeroed_before_the_server_deletes_it() {
+        use crate::host::{ExecOutput, FakeExec};
+        let d = tempfile::tempdir().unwrap();
+        let h = Host::with_root(d.path());
+        fs::create_dir_all(h.proc_("42")).unwrap();
+        fs::write(h.proc_("42/comm"), "mariadbd\n").unwrap();
+        fs::create_dir_all(h.path("/usr/bin")).unwrap();
+        fs::write(h.path("/usr/bin/mariadb"), "").unwrap();
+        let dd = h.path("/datadrive/mysql");
+        fs::create_dir_all(&dd).unwrap();
+        let secret = "33\nmysql-bin.000001\n4\nsource\nrepl\nS3cret\n3306\n";
+        for f in ["master.info", "relay-log.info", "db1-relay-bin.000002"] {
+            fs::write(dd.join(f), secret).unwrap();
+        }
+        fs::write(dd.join("mysql-bin.000001"), "binlog").unwrap();
+        fs::write(dd.join("ibdata1"), "data").unwrap();
+        let fx = FakeExec::new();
+        fx.answer(
+            "mariadb -N -B",
+            ExecOutput {
+                status: 0,
+                stdout: "10.11.6-MariaDB\t1\n".into(),
+                stderr: String::new(),
+            },
+        );
+        // the fake server never exits: the stop ends in "still running", after the SQL
+        let e = stop_mysql(&h, &fx, &[PathBuf::from("/datadrive/mysql")]).unwrap_err();
+        assert!(e.to_string().contains("still running"), "{e}");
+        for f in ["master.info", "relay-log.info", "db1-relay-bin.000002"] {
+            let b = fs::read(dd.join(f)).unwrap();
+            assert!(b.len() == secret.len() && b.iter().all(|&x| x == 0), "{f}");
+        }
+        // binary logs (RESET MASTER) and data files are not replica state
+        assert_eq!(
+            fs::read_to_string(dd.join("mysql-bin.000001")).unwrap(),
+            "binlog"
+        );
+        assert_eq!(fs::read_to_string(dd.join("ibdata1")).unwrap(), "data");
+        assert!(fx.calls().iter().any(|c| c.contains("RESET SLAVE ALL")));
     }
 }

@@ -91,7 +91,10 @@ pub enum Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// MySQL/MariaDB: reset replication and binary logs, `innodb_fast_shutdown=0`, stop, verify.
-    StopMysql,
+    /// Replica state files and relay logs in `replica_dirs` are zeroed between `STOP SLAVE` and
+    /// `RESET SLAVE ALL`: the server deletes them itself, which would leave master.info's
+    /// replication password in free blocks of the captured disk.
+    StopMysql { replica_dirs: Vec<PathBuf> },
     /// PostgreSQL: stop the units (fast), verify each cluster's control data says "shut down".
     StopPostgres { datadirs: Vec<PathBuf> },
     /// `journalctl --relinquish-var`: journald writes to /run until the next boot, so the
@@ -268,7 +271,7 @@ impl<'a> Runner<'a> {
             | Target::Install { path: p, .. }
             | Target::Symlink { path: p, .. } => p.display().to_string(),
             Target::Action(a) => match a {
-                Action::StopMysql => "mysqld".into(),
+                Action::StopMysql { .. } => "mysqld".into(),
                 Action::StopPostgres { .. } => "postgres".into(),
                 Action::RelinquishJournal => "journald".into(),
                 Action::StopUnit(u) => (*u).into(),
@@ -352,7 +355,7 @@ impl<'a> Runner<'a> {
     fn observe_action(&self, a: &Action) -> Result<Option<String>> {
         let h = self.host;
         Ok(match a {
-            Action::StopMysql => {
+            Action::StopMysql { .. } => {
                 let r = db::running(h, db::MYSQLD_NAMES);
                 r.first().map(|(pid, n)| {
                     format!(
@@ -516,7 +519,7 @@ impl<'a> Runner<'a> {
         }
         let h = self.host;
         let done = match a {
-            Action::StopMysql => db::stop_mysql(h, self.exec)?,
+            Action::StopMysql { replica_dirs } => db::stop_mysql(h, self.exec, replica_dirs)?,
             Action::StopPostgres { datadirs } => db::stop_postgres(h, self.exec, datadirs)?,
             Action::RelinquishJournal => {
                 self.exec

@@ -85,6 +85,28 @@ fn remove_contents(host: &Host, dir: &str) -> Vec<Target> {
     matching(host, dir, |_| true)
 }
 
+/// Where MySQL/MariaDB keep binary/relay logs and replica metadata: the datadir, the
+/// directories of absolute `log_bin`/`relay_log` settings, /var/log/mysql.
+fn mysql_log_dirs(dd: Option<&Path>, cnf: &db::MyCnf) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = dd.map(Path::to_path_buf).into_iter().collect();
+    for v in [&cnf.log_bin, &cnf.relay_log].into_iter().flatten() {
+        let p = Path::new(v);
+        if p.is_absolute() {
+            if let Some(parent) = p.parent() {
+                dirs.push(parent.to_path_buf());
+            }
+        }
+    }
+    dirs.push(PathBuf::from("/var/log/mysql"));
+    dirs.dedup();
+    dirs
+}
+
+/// Replica state and relay logs (not binary logs): what `RESET SLAVE ALL` deletes.
+pub fn is_replica_state(name: &str) -> bool {
+    is_binlog_or_relay(name) && (name.ends_with(".info") || name.contains("relay"))
+}
+
 /// MySQL binary/relay log files and replica metadata by name.
 pub fn is_binlog_or_relay(name: &str) -> bool {
     if matches!(
@@ -251,7 +273,9 @@ pub fn build_ops(host: &Host, opts: &Options) -> Result<Vec<Op>> {
         "db.mysql.shutdown",
         "MySQL/MariaDB: clean slow shutdown (replica state and binary logs reset, innodb_fast_shutdown=0), verified",
     );
-    op.targets.push(Target::Action(Action::StopMysql));
+    op.targets.push(Target::Action(Action::StopMysql {
+        replica_dirs: mysql_log_dirs(mysql_dd.as_deref(), &cnf),
+    }));
     ops.push(op);
 
     let mut op = Op::new(
@@ -288,18 +312,7 @@ pub fn build_ops(host: &Host, opts: &Options) -> Result<Vec<Op>> {
             "binary logs, relay logs and replica state files (master.info, relay-log.info, *-bin.*, *-relay-bin.*, index files)",
         );
         op.requires_stopped = db::MYSQLD_NAMES;
-        let mut dirs: Vec<PathBuf> = vec![dd.clone()];
-        for v in [&cnf.log_bin, &cnf.relay_log].into_iter().flatten() {
-            let p = Path::new(v);
-            if p.is_absolute() {
-                if let Some(parent) = p.parent() {
-                    dirs.push(parent.to_path_buf());
-                }
-            }
-        }
-        dirs.push(PathBuf::from("/var/log/mysql"));
-        dirs.dedup();
-        for d in dirs {
+        for d in mysql_log_dirs(Some(dd), &cnf) {
             for p in entries(host, &d) {
                 if is_binlog_or_relay(&name_of(&p))
                     && !op.targets.contains(&Target::Remove(p.clone()))
