@@ -205,6 +205,9 @@ SCENARIO = Scenario(
         Disk("lun1", size="1G", bus="scsi", lun=1, serial="data-lun1"),
     ],
     user_data=None,
+    # From boot 3 on MariaDB runs with dbhost's tuning (the tune step precedes the relocation):
+    # half the RAM for the buffer pool. 2 GiB leaves the job's tools room beside it.
+    memory_mb=2048,
     mask=["postgresql.service"] + NO_CLOUD_INIT,
     steps=[
         Boot(job=JOB1, on_mark=cut("poweroff-1"), expect_job=False, timeout=1500),

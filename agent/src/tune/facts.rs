@@ -78,6 +78,10 @@ pub struct TuneFacts {
     pub fs_type: Option<String>,
     /// The VM's uncached disk IOPS cap, when known (it bounds what a stripe can deliver).
     pub vm_cap_iops: Option<u64>,
+    /// Size of the device the data filesystem is on (the array, or the single disk): database
+    /// files sized from RAM/CPUs (the redo log) must also fit there.
+    #[serde(default)]
+    pub data_bytes: Option<u64>,
 }
 
 /// Per-disk caps and type, from Azure IMDS or the profile (wired by the lead).
@@ -172,6 +176,12 @@ pub fn gather(host: &Host, hints: &GatherHints) -> Result<TuneFacts> {
         None => (None, None),
     };
     let fs_uuid = fs_dev.as_deref().and_then(|d| find_fs_uuid(host, d));
+    let data_bytes = fs_dev
+        .as_deref()
+        .and_then(|d| host.block_attr(d, "size"))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|sectors| sectors * 512)
+        .filter(|&b| b > 0);
 
     let engine = hints.engine.unwrap_or_else(|| guess_engine(host));
     let db_version = db_version(host, engine);
@@ -190,6 +200,7 @@ pub fn gather(host: &Host, hints: &GatherHints) -> Result<TuneFacts> {
         mount_point,
         fs_type,
         vm_cap_iops: hints.vm_cap_iops,
+        data_bytes,
     })
 }
 

@@ -867,13 +867,27 @@ fn innodb(b: &mut Builder, f: &TuneFacts, file: &str) {
         )),
     );
 
-    // Redo: innodb_dedicated_server 8.4 rule, vCPUs / 2 GiB, 1..16 GiB.
-    let redo_gib = (f.cpus as u64 / 2).clamp(1, 16);
-    let redo_why = format!(
-        "{} vCPUs / 2 = {redo_gib} GiB (innodb_dedicated_server rule, 1..16 GiB): about an hour \
+    // Redo: innodb_dedicated_server 8.4 rule, vCPUs / 2 GiB, 1..16 GiB — but at most 1/8 of the
+    // data device (the server creates the whole file at its next start; on a small array a
+    // 1 GiB log would crowd out the data, or not fit at all).
+    let rule = (f.cpus as u64 / 2).clamp(1, 16) * GIB;
+    let cap = f
+        .data_bytes
+        .map(|b| (b / 8 / (128 * MIB) * (128 * MIB)).max(128 * MIB));
+    let redo_bytes = cap.map_or(rule, |c| rule.min(c));
+    let redo_size = mysql_size(redo_bytes);
+    let mut redo_why = format!(
+        "{} vCPUs / 2 = {} GiB (innodb_dedicated_server rule, 1..16 GiB): about an hour \
          of peak redo so checkpoints do not force flushing",
-        f.cpus
+        f.cpus,
+        rule / GIB
     );
+    if redo_bytes < rule {
+        redo_why = format!(
+            "{redo_why}, capped at 1/8 of the {} data device",
+            human(f.data_bytes.unwrap_or(0))
+        );
+    }
     match (e, ver) {
         (Engine::Mariadb, _) => b.emit(
             "innodb_log_file_size",
@@ -881,7 +895,7 @@ fn innodb(b: &mut Builder, f: &TuneFacts, file: &str) {
             db("innodb_log_file_size"),
             file,
             Ok((
-                format!("{redo_gib}G"),
+                redo_size.clone(),
                 format!("{redo_why}; MariaDB has one ib_logfile0"),
             )),
         ),
@@ -891,7 +905,7 @@ fn innodb(b: &mut Builder, f: &TuneFacts, file: &str) {
             db("innodb_redo_log_capacity"),
             file,
             Ok((
-                format!("{redo_gib}G"),
+                redo_size.clone(),
                 format!(
                     "{redo_why}; MySQL {} uses innodb_redo_log_capacity",
                     vs(ver)
@@ -904,7 +918,7 @@ fn innodb(b: &mut Builder, f: &TuneFacts, file: &str) {
             db("innodb_log_file_size"),
             file,
             Ok((
-                mysql_size(redo_gib * GIB / 2),
+                mysql_size(redo_bytes / 2),
                 format!(
                     "{redo_why}; MySQL {} before 8.0.30: 2 files of half",
                     vs(ver)

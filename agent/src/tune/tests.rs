@@ -54,6 +54,7 @@ fn azure_mysql() -> TuneFacts {
         mount_point: Some("/datadrive".into()),
         fs_type: Some("xfs".into()),
         vm_cap_iops: None,
+        data_bytes: Some(1 << 40),
     }
 }
 
@@ -84,6 +85,7 @@ fn qemu_mariadb() -> TuneFacts {
         mount_point: Some("/datadrive".into()),
         fs_type: Some("xfs".into()),
         vm_cap_iops: None,
+        data_bytes: None,
     }
 }
 
@@ -111,6 +113,7 @@ fn postgres_64g() -> TuneFacts {
         mount_point: Some("/data".into()),
         fs_type: Some("ext4".into()),
         vm_cap_iops: None,
+        data_bytes: None,
     }
 }
 
@@ -132,6 +135,7 @@ fn single_rotational() -> TuneFacts {
         mount_point: Some("/data".into()),
         fs_type: Some("ext4".into()),
         vm_cap_iops: None,
+        data_bytes: None,
     }
 }
 
@@ -579,6 +583,7 @@ fn fake_azure_host() -> tempfile::TempDir {
     write(r, "sys/block/md127/md/array_state", "clean\n");
     write(r, "sys/block/md127/md/uuid", &format!("{MD_UUID}\n"));
     write(r, "sys/block/md127/md/chunk_size", "524288\n");
+    write(r, "sys/block/md127/size", "2147483648\n"); // 1 TiB
     write(r, "sys/block/md127/md/dev-sdd/slot", "1\n");
     write(r, "sys/block/md127/md/dev-sdc/slot", "0\n");
     write(r, "sys/block/md127/queue/read_ahead_kb", "2048\n");
@@ -904,4 +909,33 @@ fn later_config_files_that_win_are_reported() {
             .count(),
         2
     );
+}
+
+/// The redo log is created whole at the server's next start on the data device: on a small
+/// array it is capped at 1/8 of the device, never below 128 MiB.
+#[test]
+fn redo_log_is_capped_by_the_data_device() {
+    let mut f = qemu_mariadb();
+    f.data_bytes = Some(100 * GIB);
+    let s = compute(&f, &none(), true).unwrap();
+    assert_eq!(val(&s, "innodb_log_file_size"), "1G", "room enough: the rule");
+    f.data_bytes = Some(2 * GIB);
+    let s = compute(&f, &none(), true).unwrap();
+    assert_eq!(val(&s, "innodb_log_file_size"), "256M");
+    assert!(
+        s.get("innodb_log_file_size")
+            .unwrap()
+            .reason
+            .contains("capped at 1/8 of the 2 GiB data device"),
+        "{}",
+        s.get("innodb_log_file_size").unwrap().reason
+    );
+    f.data_bytes = Some(512 * MIB);
+    let s = compute(&f, &none(), true).unwrap();
+    assert_eq!(val(&s, "innodb_log_file_size"), "128M");
+    // MySQL 8.0.30+: innodb_redo_log_capacity, same cap
+    let mut m = azure_mysql();
+    m.data_bytes = Some(2 * GIB);
+    let s = compute(&m, &none(), true).unwrap();
+    assert_eq!(val(&s, "innodb_redo_log_capacity"), "256M");
 }
