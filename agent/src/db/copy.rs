@@ -21,8 +21,8 @@
 //!   places of its big files — redo, undo, pages flushed at shutdown — not the whole files).
 //! * [`verify_delta`] hashes only the files not verified yet (pass 2's copies), compares the
 //!   patched ones with the source byte for byte (target read back from the device) — only the
-//!   ranges pass 2 rewrote when the rest of the file was verified from the device after pass 1
-//!   and pass 2 ran once (an interrupted pass 2 leaves an incomplete record: whole files then),
+//!   ranges pass 2 rewrote, since pass 2 compared the rest with the source as read from the
+//!   device (syncfs first, cached pages dropped); whole files after an interrupted pass 2 —
 //!   and checks
 //!   the metadata of every entry on both sides (type, size, mode, owner, link target, mtime,
 //!   xattrs, hard-link groups), which costs a few syscalls per entry.
@@ -102,10 +102,10 @@ pub struct Entry {
     /// The target's bytes were re-read and matched `sha256`.
     #[serde(default)]
     pub verified: bool,
-    /// Pass 2 patched this file in place over a target that pass 1 had verified from the device:
-    /// the byte ranges `(offset, length)` it rewrote. Everywhere else the target was compared
-    /// equal to the source, so [`verify_delta`] re-reads only these ranges. `None` on a patched
-    /// file: compare the whole file.
+    /// Pass 2 patched this file in place: the byte ranges `(offset, length)` it rewrote.
+    /// Everywhere else pass 2 read the target from the device and found it equal to the source,
+    /// so [`verify_delta`] re-reads only these ranges. `None` on a patched file (a manifest from
+    /// an older dbhost): compare the whole file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patched: Option<Vec<(u64, u64)>>,
 }
@@ -1043,6 +1043,10 @@ fn patch_regular(
         .custom_flags(libc::O_CLOEXEC)
         .open(dpath)
         .with_context(|| format!("opening {} to patch it", dpath.display()))?;
+    // The comparison reads the target from the device, not from cached pages (the pass began
+    // with a syncfs, so none are dirty): a block found equal here is known good on the disk,
+    // and verification only has to read back the blocks this pass rewrites.
+    let _ = posix_fadvise(&out, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
     let _ = posix_fadvise(&out, 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
     let mut a = std::mem::take(&mut cx.buf);
     let mut b = vec![0u8; a.len()];
@@ -1092,14 +1096,12 @@ fn patch_regular(
         );
     }
     e.size = off;
-    // Only ranges need re-reading when the rest of the target was read back from the device
-    // and found right before this pass: pass 1's verified copy, or an earlier patch's ranges
-    // over one (kept, they were never re-read either).
-    e.patched = match prev {
-        Some(p) if p.sha256.is_some() && p.verified && !p.dirty => Some(ranges),
-        Some(p) if p.sha256.is_none() => p.patched.as_ref().map(|old| merge_ranges(old, &ranges)),
-        _ => None,
-    };
+    // The rest of the target was read from the device above and found equal to the source:
+    // only the rewritten ranges need reading back (plus an earlier patch's ranges, kept).
+    e.patched = Some(match prev.and_then(|p| p.patched.as_ref()) {
+        Some(old) if prev.is_some_and(|p| p.sha256.is_none()) => merge_ranges(old, &ranges),
+        _ => ranges,
+    });
     apply_meta(&s.path, dpath, &e)?;
     Ok((e, written))
 }
@@ -1280,6 +1282,10 @@ fn run_pass(
 ) -> Result<PassReport> {
     if man.src != src || man.dst != dst || man.version != MANIFEST_VERSION {
         *man = Manifest::new(src, dst);
+    }
+    if mode == Mode::Cold {
+        // Nothing of the target dirty in the page cache: patching compares with the device.
+        sync_target(dst)?;
     }
     let entries = scan(src)?;
     let mut seen = HashSet::new();

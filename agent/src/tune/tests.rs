@@ -918,7 +918,11 @@ fn redo_log_is_capped_by_the_data_device() {
     let mut f = qemu_mariadb();
     f.data_bytes = Some(100 * GIB);
     let s = compute(&f, &none(), true).unwrap();
-    assert_eq!(val(&s, "innodb_log_file_size"), "1G", "room enough: the rule");
+    assert_eq!(
+        val(&s, "innodb_log_file_size"),
+        "1G",
+        "room enough: the rule"
+    );
     f.data_bytes = Some(2 * GIB);
     let s = compute(&f, &none(), true).unwrap();
     assert_eq!(val(&s, "innodb_log_file_size"), "256M");
