@@ -3,7 +3,7 @@
 # check, then the whole VM suite (scripts/vm-test.sh: builds the static binary and the cached
 # guest image, boots one QEMU guest per scenario). This is the README's test command and what
 # .ci/run calls. Run as root on Debian/Ubuntu: missing apt packages are installed.
-# Budget: < 60 min on a fresh 2-core machine without KVM (image build included).
+# Time on the 2-core project machine without KVM: see README.md ("Run all tests").
 # DBHOST_SKIP_VM=1 stops after the unit tests (for machines that cannot run guests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
