@@ -7,7 +7,10 @@
 : "${VMTEST_OUT:?}"
 
 _json_str() { # JSON-escape $1 (python3 is in the image: cloud-init needs it)
-  python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"
+  # If python3 cannot start (e.g. out of memory), still a valid JSON string: control characters,
+  # quotes and backslashes dropped.
+  (cd / && python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1" 2>/dev/null) ||
+    printf '"%s"\n' "$(printf '%s' "$1" | tr -d '\000-\037"\\')"
 }
 
 # check NAME COMMAND...: run COMMAND, record pass/fail with its (truncated) output.
