@@ -63,23 +63,6 @@ fn rate(bytes: u64, secs: f64) -> f64 {
     }
 }
 
-/// Every regular file under `dir` (relative paths), depth first.
-fn files_of(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for e in std::fs::read_dir(dir.join(rel))
-        .with_context(|| format!("reading {}", dir.join(rel).display()))?
-    {
-        let e = e?;
-        let r = rel.join(e.file_name());
-        let ft = e.file_type()?;
-        if ft.is_dir() {
-            files_of(dir, &r, out)?;
-        } else if ft.is_file() {
-            out.push(r);
-        }
-    }
-    Ok(())
-}
-
 /// Ask the kernel to drop the source's clean cached pages, so each run reads from the device
 /// (no root needed; best effort).
 fn drop_cache(src: &Path, files: &[PathBuf]) {
@@ -130,8 +113,7 @@ pub fn measure_copy(src: &Path, dst: &Path, opts: &CopyOptions) -> Result<CopyBe
         );
     }
     let room = copy::check_room(src, dst, opts)?;
-    let mut files = Vec::new();
-    files_of(src, Path::new(""), &mut files)?;
+    let files = copy::regular_files(src)?;
     let plain_dir = PathBuf::from(format!("{}.plain", dst.display()));
     let _ = std::fs::remove_dir_all(&plain_dir);
     let mut plain = vec![plain_copy(src, &plain_dir, &files, opts.buf_size)?];

@@ -342,6 +342,15 @@ fn kind_of(m: &Metadata) -> Option<Kind> {
 
 /// Pre-order walk, names sorted, sockets skipped, one filesystem only. Entries that vanish
 /// during the walk (the database is running) are skipped; pass 2 catches up.
+/// The regular files under `root` (relative paths), as the copier walks them.
+pub fn regular_files(root: &Path) -> Result<Vec<PathBuf>> {
+    Ok(scan(root)?
+        .into_iter()
+        .filter(|s| s.meta.is_file())
+        .map(|s| PathBuf::from(s.rel))
+        .collect())
+}
+
 fn scan(root: &Path) -> Result<Vec<Scanned>> {
     let meta = fs::symlink_metadata(root).with_context(|| format!("reading {}", root.display()))?;
     if !meta.is_dir() {

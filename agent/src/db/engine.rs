@@ -919,10 +919,7 @@ pub fn flush_before_stop(
     sleep: fn(Duration),
 ) -> String {
     let q = |sql: &str| -> std::result::Result<String, String> {
-        let cmd = match &inst.pg {
-            Some(pg) => pg_query(pg, sql),
-            None => mysql_query(host, inst.engine, sql),
-        };
+        let cmd = query_command(host, inst, sql);
         match exec.output(&cmd) {
             Ok(o) if o.status == 0 => Ok(o.stdout.trim().to_string()),
             Ok(o) => Err(format!("{}: {}", cmd.display(), o.stderr.trim())),
@@ -982,9 +979,14 @@ pub fn flush_before_stop(
 
 /// The health query for an instance (`SELECT 1` over the local socket).
 pub fn health_command(host: &Host, inst: &Instance) -> CommandSpec {
+    query_command(host, inst, "SELECT 1")
+}
+
+/// `sql` for the instance's server over its local socket (psql as postgres, or the MySQL client).
+fn query_command(host: &Host, inst: &Instance, sql: &str) -> CommandSpec {
     match &inst.pg {
-        Some(pg) => pg_query(pg, "SELECT 1"),
-        None => mysql_query(host, inst.engine, "SELECT 1"),
+        Some(pg) => pg_query(pg, sql),
+        None => mysql_query(host, inst.engine, sql),
     }
 }
 
