@@ -131,17 +131,27 @@ class Boot:
     # False: the job removes cloud-init's state itself (`dbhost generalize`), so `cloud-init
     # status` after the job cannot say "done"; the job checks cloud-init's result before that.
     expect_cloud_init: bool = True
-    # False: cloud-init does not run at this boot (`cloud-init=disabled` on the kernel command
-    # line, honoured by its systemd generator). Saves ~60-90 s per boot under TCG; use it for
-    # boots whose job runs dbhost itself (reboot checks, refusals), never where the scenario is
-    # about what cloud-init does.
-    cloud_init: bool = True
+    # Whether cloud-init runs at this boot. None (default): only when the scenario has a seed
+    # (user_data). False: its four units are masked, which saves ~60-90 s per boot under TCG (a
+    # NoCloud-only datasource_list makes cloud-init run even without a seed, as DataSourceNone).
+    # Use False for boots whose job runs dbhost itself (reboot checks, a new VM that adopts),
+    # never where the scenario is about what cloud-init does. A `hostname` given on such a boot
+    # goes on the kernel command line (systemd.hostname=) instead of the meta-data.
+    cloud_init: Optional[bool] = None
     check: Optional[Callable] = None  # fn(run, out_dir) on the host after this boot
     instance_id: Optional[str] = None  # change the NoCloud instance-id from this boot on
     hostname: Optional[str] = None  # change the hostname (meta-data local-hostname)
     user_data: Optional[dict] = None  # replace the user-data from this boot on
     mask: list = field(default_factory=list)  # extra units masked at this boot
     timeout: int = 900  # bound for this boot (TCG on a loaded 2-core host is slow)
+
+
+# Masked on every boot: units no scenario looks at, which only compete for the two emulated CPUs
+# while the guest boots (sshd keeps its host keys on disk; nothing logs in).
+BOOT_MASK = ["ssh.service", "e2scrub_reap.service", "getty@tty1.service", "serial-getty@ttyS0.service",
+             "dpkg-db-backup.timer", "apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer"]
+CLOUD_INIT_UNITS = ["cloud-init-local.service", "cloud-init.service", "cloud-config.service",
+                    "cloud-final.service"]
 
 
 @dataclass
@@ -429,14 +439,20 @@ class Run:
         subprocess.run(cmd, check=True, capture_output=True)
         return iso
 
+    def cloud_init_runs(self, boot: Boot) -> bool:
+        return self.user_data is not None if boot.cloud_init is None else boot.cloud_init
+
     def qemu_cmd(self, boot: Boot, out: Path, mask: list) -> list:
         img = self.image
         append = ["root=/dev/vda", "console=ttyS0,115200", "modprobe.blacklist=floppy", "panic=-1",
                   "systemd.show_status=1"]
-        for u in mask:
+        units = list(BOOT_MASK) + list(mask)
+        if not self.cloud_init_runs(boot):
+            units += CLOUD_INIT_UNITS
+            if boot.hostname:
+                append.append(f"systemd.hostname={boot.hostname}")
+        for u in dict.fromkeys(units):
             append.append(f"systemd.mask={u}")
-        if not boot.cloud_init:
-            append.append("cloud-init=disabled")
         cmd = ["qemu-system-x86_64", "-M", "pc", "-accel", self.accel, "-smp", "2", "-m", str(self.sc.memory_mb),
                "-display", "none", "-vga", "none", "-monitor", "none", "-no-reboot", "-nic", "none",
                "-serial", f"file:{self.dir}/console-{self.boot_no}.log",
@@ -604,7 +620,7 @@ class Run:
                     failed.append(f"{c['name']}: {c['detail']}")
         if failed:
             raise ScenarioFailure(f"boot {n}: guest checks failed:\n  " + "\n  ".join(failed))
-        if b.expect_job and b.expect_cloud_init and b.cloud_init and self.user_data is not None:
+        if b.expect_job and b.expect_cloud_init and self.cloud_init_runs(b):
             st = read_text(out / "cloud-init-status.txt")
             expect("status: done" in st, f"boot {n}: cloud-init did not finish cleanly:\n{st[-800:]}")
         if b.check:

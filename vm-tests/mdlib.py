@@ -50,7 +50,7 @@ run() {
 rc_of() { cat "$VMTEST_OUT/$1.rc"; }
 out_of() { cat "$VMTEST_OUT/$1.out" "$VMTEST_OUT/$1.err"; }
 # pattern I: 512 deterministic bytes, different for every I.
-pattern() { python3 -c 'import sys; sys.stdout.buffer.write((("mdvm-pattern-%s-" % sys.argv[1]).encode() * 64)[:512])' "$1"; }
+pattern() { local s="" i; for i in {1..64}; do s+="mdvm-pattern-$1-"; done; printf '%s' "${s:0:512}"; }
 # write_pat DEV SECTOR I / read_is_pat DEV SECTOR I
 write_pat() { pattern "$3" | dd of="$1" bs=512 seek="$2" count=1 oflag=direct conv=notrunc status=none; }
 read_is_pat() {

@@ -3,6 +3,10 @@
 inventory and reject deliberately broken ones. Run by scripts/vm-test.sh before any guest."""
 
 import copy
+import json
+import os
+import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -71,6 +75,19 @@ def main():
         luns = [d.lun for d in sc.disks if d.bus == "scsi" and d.lun is not None]
         if len(luns) != len(set(luns)):
             print(f"selftest: scenario {sc.name} reuses a LUN")
+            failures += 1
+    # the guest's check lines are valid JSON whatever a command printed (quotes, backslashes,
+    # newlines, escape sequences, bytes that are not UTF-8)
+    lib = Path(harness.__file__).parent / "lib" / "guest-lib.sh"
+    with tempfile.TemporaryDirectory() as t:
+        nasty = 'a "q" \\ b\n\tc\r \x01\x1b[0m \xff\xfe z'
+        subprocess.run(["bash", "-c", f'. "{lib}"; check "n\\\"1" printf "$(printf \'%b\' \'{nasty}\')"; '
+                        'check "fails" false'], env={"VMTEST_OUT": t, "PATH": os.environ["PATH"]},
+                       check=True, capture_output=True)
+        rows = [json.loads(x) for x in (Path(t) / "checks.jsonl").read_bytes().decode("utf-8").splitlines()]
+        if [r["ok"] for r in rows] != [True, False] or 'a "q"' not in rows[0]["detail"] \
+                or "\n\tc" not in rows[0]["detail"] or rows[0]["name"] != 'n"1':
+            print(f"selftest: guest-lib check lines wrong: {rows}")
             failures += 1
     assert harness.size_bytes("2G") == 2 * G and harness.size_bytes("512M") == 512 * 1024 ** 2
     print(f"selftest: {'ok' if not failures else 'FAILED'} ({len(scs)} scenarios loaded)")

@@ -2,10 +2,20 @@
 runs `dbhost detect --output json`; the host checks the exact classification.
 
 The LUN 1 disk is attached first and is smaller, so neither device letters nor attach order can
-stand in for the LUN mapping."""
+stand in for the LUN mapping.
 
-from checks import check_inventory
-from harness import GIB, Boot, Disk, Scenario, dbhost_runcmd, expect, read_json, read_text
+The same boot then runs `deb-install` (deb_install.py: the .deb installs, works and is removed
+with dpkg), which saves that scenario's own boot in the suite."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check_inventory  # noqa: E402
+from deb_install import JOB as DEB_JOB  # noqa: E402
+from deb_install import build_deb  # noqa: E402
+from deb_install import check as check_deb  # noqa: E402
+from harness import GIB, Boot, Disk, Host, Scenario, dbhost_runcmd, expect, read_json, read_text  # noqa: E402
 
 DATA = {
     "azdata-a": {"lun": 0, "size": 3 * GIB, "transport": "scsi"},
@@ -21,11 +31,12 @@ def check(run, out):
     check_inventory(inv, os_serial="os-disk", data=DATA)
     rc = read_text(out / "detect-text.rc").strip()
     expect(rc == "0", f"dbhost detect (text) exited {rc}: {read_text(out / 'detect-text.err')[-800:]}")
+    check_deb(run, out)
 
 
 SCENARIO = Scenario(
     name="boot-detect",
-    description="OS disk + 2 virtio-scsi LUNs + 1 NVMe; cloud-init runs dbhost detect; exact classification",
+    description="OS disk + 2 virtio-scsi LUNs + 1 NVMe; cloud-init runs dbhost detect; exact classification; then deb-install",
     disks=[
         Disk("lun1", size="2G", bus="scsi", lun=1, serial="azdata-b"),
         Disk("lun0", size="3G", bus="scsi", lun=0, serial="azdata-a"),
@@ -36,7 +47,7 @@ SCENARIO = Scenario(
         dbhost_runcmd("detect", "detect-text"),
     ]},
     mask=["mariadb.service", "postgresql.service"],
-    steps=[Boot(
+    steps=[Host(build_deb), Boot(
         job="""
 check "dbhost is installed" test -x /usr/local/sbin/dbhost
 check "dbhost is static" sh -c 'file -L /usr/local/sbin/dbhost | grep -Eq "static(ally|-pie) linked"'
@@ -45,7 +56,7 @@ check "mdadm absent" sh -c '! command -v mdadm'
 check "LUN 0 visible" test -e /dev/disk/by-path/*-scsi-0:0:0:0
 check "LUN 1 visible" sh -c 'ls /dev/disk/by-path/ | grep -q -- "-scsi-0:0:0:1$"'
 check "nvme visible" sh -c 'ls /dev/disk/by-id/ | grep -q nvme-data0'
-""",
+""" + DEB_JOB,
         check=check,
     )],
 )

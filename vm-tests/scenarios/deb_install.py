@@ -3,7 +3,9 @@ in a guest with dpkg -i: the binary runs from /usr/sbin, the man pages, completi
 (not enabled) and profiles are where Debian expects them, and dpkg -r removes them again.
 
 The guest image has no man-db (minbase), so `man -w` cannot run; the check reads the installed
-page instead (the same file `man -w dbhost` would print)."""
+page instead (the same file `man -w dbhost` would print).
+
+In the suite, boot-detect's boot runs this job after its own (build_deb, JOB, check)."""
 
 import os
 import shutil
@@ -52,7 +54,7 @@ def check(run, out):
 
 SCENARIO = Scenario(
     name="deb-install",
-    suite=True,  # passed in a guest: 164.5 s
+    suite=False,  # in the suite inside boot-detect's boot
     description="the .deb from scripts/build-deb.sh: dpkg -i, binary, man pages, completions, units, profiles, dpkg -r",
     mask=["mariadb.service", "postgresql.service"],
     steps=[Host(build_deb), Boot(job=JOB, check=check, timeout=900)],

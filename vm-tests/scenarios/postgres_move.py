@@ -192,6 +192,6 @@ SCENARIO = Scenario(
     },
     steps=[
         Boot(job=JOB1, check=check_first, timeout=1500),
-        Boot(job=JOB2, check=check_reboot),
+        Boot(job=JOB2, check=check_reboot, cloud_init=False),
     ],
 )

@@ -5,13 +5,15 @@ cloud-init with the qemu-dev profile. Proves: the apply exits 0 and changed some
 TABLE of every table is identical before and after; MariaDB serves from /datadrive/mysql on the md
 device; a second apply changes nothing (exit 0, summary changed=0); after a reboot (mdadm absent)
 the array is assembled by dbhost's boot unit, mounted, MariaDB is up with identical data, and
-apply still changes nothing."""
+apply still changes nothing (cloud-init off at that boot: nothing there is about it). Boot 3 is
+`adopt` (adopt.py): a new VM from the original image gets these data disks and adopts them."""
 
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _mariadb import DBSUM, LOAD, OUT, load_sizes, summary  # noqa: E402
+from adopt import ADOPT_STEPS  # noqa: E402
 from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
 
 PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
@@ -81,7 +83,7 @@ def compare_reboot(run, out):
 SCENARIO = Scenario(
     name="roomsy",
     suite=True,  # passed in a guest: roomsy 767 s (and two first boots before)
-    description=f"apply via cloud-init: MariaDB ({MB} MiB) onto a fresh 2-disk RAID-0; same checksums, idempotent, survives reboot",
+    description=f"apply via cloud-init: MariaDB ({MB} MiB) onto a fresh 2-disk RAID-0; same checksums, idempotent, survives reboot; a new VM adopts the disks",
     disks=[
         Disk("lun0", size=DISK, bus="scsi", lun=0, serial="data-lun0"),
         Disk("lun1", size=DISK, bus="scsi", lun=1, serial="data-lun1"),
@@ -102,6 +104,7 @@ SCENARIO = Scenario(
     },
     steps=[
         Boot(job=JOB1, check=check_first, timeout=1500 + 2 * MB),
-        Boot(job=JOB2, check=compare_reboot),
+        Boot(job=JOB2, check=compare_reboot, cloud_init=False),
+        *ADOPT_STEPS,
     ],
 )
