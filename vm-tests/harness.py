@@ -149,6 +149,8 @@ class Boot:
 # Masked on every boot: units no scenario looks at, which only compete for the two emulated CPUs
 # while the guest boots (sshd keeps its host keys on disk; nothing logs in).
 BOOT_MASK = ["ssh.service", "e2scrub_reap.service", "getty@tty1.service", "serial-getty@ttyS0.service",
+             "systemd-logind.service", "systemd-user-sessions.service", "systemd-update-utmp.service",
+             "systemd-update-utmp-runlevel.service", "systemd-binfmt.service",
              "dpkg-db-backup.timer", "apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer"]
 CLOUD_INIT_UNITS = ["cloud-init-local.service", "cloud-init.service", "cloud-config.service",
                     "cloud-final.service"]
@@ -449,6 +451,8 @@ class Run:
         units = list(BOOT_MASK) + list(mask)
         if not self.cloud_init_runs(boot):
             units += CLOUD_INIT_UNITS
+            # also makes its systemd generator skip ds-identify (seconds of shell under TCG)
+            append.append("cloud-init=disabled")
             if boot.hostname:
                 append.append(f"systemd.hostname={boot.hostname}")
         for u in dict.fromkeys(units):

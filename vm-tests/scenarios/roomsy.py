@@ -5,7 +5,9 @@ cloud-init with the qemu-dev profile. Proves: the apply exits 0 and changed some
 TABLE of every table is identical before and after; MariaDB serves from /datadrive/mysql on the md
 device; a second apply changes nothing (exit 0, summary changed=0); after a reboot (mdadm absent)
 the array is assembled by dbhost's boot unit, mounted, MariaDB is up with identical data, and
-apply still changes nothing (cloud-init off at that boot: nothing there is about it). Boot 3 is
+apply still changes nothing (cloud-init off at that boot: nothing there is about it). The profile
+tunes: tune-persist's checks run here (database variables live right after the apply; every knob
+in effect after the reboot, `tune --explain` complete, `tune --apply` then a no-op). Boot 3 is
 `adopt` (adopt.py): a new VM from the original image gets these data disks and adopts them."""
 
 import os
@@ -14,6 +16,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _mariadb import DBSUM, LOAD, OUT, load_sizes, summary  # noqa: E402
 from adopt import ADOPT_STEPS  # noqa: E402
+from tune_persist import (after_apply_job, after_reboot_job, check_after_apply,  # noqa: E402
+                          check_after_reboot, check_second_tune, second_tune_job)
 from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
 
 PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
@@ -31,6 +35,7 @@ def check_first(run, out):
         expect(read_text(out / f"{n}.rc").strip() == "0", f"{n} exit {read_text(out / f'{n}.rc').strip()}")
         s2 = summary(out / f"{n}.out")
         expect(s2["changed"] == 0, f"{n}: second apply changed something: {s2}")
+    check_after_apply(out)
     t = read_text(out / "timing.txt")
     run.timings["guest"] = dict(line.split("=", 1) for line in t.split())
 
@@ -39,6 +44,8 @@ def check_reboot(run, out):
     expect(read_text(out / "apply3.rc").strip() == "0", f"apply after reboot exit {read_text(out / 'apply3.rc')}")
     s = summary(out / "apply3.out")
     expect(s["changed"] == 0, f"apply after reboot changed something: {s}")
+    check_after_reboot(out)
+    check_second_tune(out)
 
 
 JOB1 = f"""
@@ -51,6 +58,7 @@ check "/datadrive is on the md array" sh -c 'findmnt -no SOURCE -T /datadrive/my
 /usr/local/bin/dbsum >"$VMTEST_OUT/sum-after.txt" 2>&1
 check "CHECKSUM TABLE identical after apply" cmp "$VMTEST_OUT/sum-before.txt" "$VMTEST_OUT/sum-after.txt"
 check "row count" test "$(mysql -Nse 'SELECT COUNT(*) FROM shop.orders')" = {ROWS}
+{after_apply_job(PROFILE)}
 dbhost apply --profile {PROFILE} --yes --output json >"$VMTEST_OUT/apply2.out" 2>"$VMTEST_OUT/apply2.err"; echo $? >"$VMTEST_OUT/apply2.rc"
 check "second apply exited 0" test "$(cat $VMTEST_OUT/apply2.rc)" = 0
 dbhost status >"$VMTEST_OUT/status.txt" 2>&1
@@ -68,7 +76,9 @@ check "MariaDB is active after reboot" systemctl is-active mariadb
 check "datadir still /datadrive/mysql" test "$(mysql -Nse 'SELECT @@datadir')" = /datadrive/mysql/
 /usr/local/bin/dbsum >"$VMTEST_OUT/sum-reboot.txt" 2>&1
 check "dbsum after reboot ran" test -s "$VMTEST_OUT/sum-reboot.txt"
+{after_reboot_job(PROFILE)}
 dbhost apply --profile {PROFILE} --yes --output json >"$VMTEST_OUT/apply3.out" 2>"$VMTEST_OUT/apply3.err"; echo $? >"$VMTEST_OUT/apply3.rc"
+{second_tune_job(PROFILE)}
 dbhost status >"$VMTEST_OUT/status.txt" 2>&1
 """
 
