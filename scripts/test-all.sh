@@ -43,7 +43,7 @@ static_bin=$(bash scripts/build-static.sh | tail -n1)
 bash scripts/check-static.sh "$static_bin"
 
 stage "benchmark: relocation copier vs plain copy (host disk; prints the ratio)"
-bash scripts/bench-copy.sh "${DBHOST_BENCH_COPY_MB:-512}"
+bash scripts/bench-copy.sh "${DBHOST_BENCH_COPY_MB:-256}"
 
 stage "fuzz: md superblock parser (bounded)"
 # libFuzzer through libfuzzer-sys, built with the coverage flags cargo-fuzz passes (without its

@@ -3,16 +3,25 @@ disks under the mdadm-equipped image (the oracle: its udev rules assemble the ar
 --detail`/`--examine` must agree with what dbhost made).
 
 boot 1 (base image, no mdadm): create; /proc/mdstat, sysfs, array sector 1024*i found on member i
-        at data_offset 4096 (MD.md §6); power off.
-host:   mdadm --examine on the 4 images: checksum correct, raid0, 512K, roles 0..3, AAAA.
+        at data_offset 4096 (MD.md §6); stop it. Then, on six more disks (LUN 4-9) in the same
+        boot, md-stale-unequal (md_stale_unequal.py): saves that scenario's own boot.
+host:   mdadm --examine on the 4 images: checksum correct, raid0, 512K, roles 0..3, AAAA;
+        md-stale-unequal's host checks; its disks are detached.
 boot 2 (mdadm image, same disks): exactly one array, /dev/md/data; mdadm --detail: raid0, 4
         devices, 512K, clean, Name any:data, the UUID dbhost printed; the data is there;
         `dbhost assemble` leaves mdadm's array alone (already running, exit 0)."""
 
 import re
 
-from harness import Boot, Disk, Host, Scenario, expect, read_text
-from mdlib import DATA_1G, OFF_1G, examine_ok, job, mdadm_root
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Boot, Disk, Host, Scenario, expect, read_text  # noqa: E402
+from mdlib import DATA_1G, OFF_1G, examine_ok, job, mdadm_root  # noqa: E402
+from md_stale_unequal import BODY as STALE_UNEQUAL  # noqa: E402
+from md_stale_unequal import DISKS as STALE_DISKS  # noqa: E402
+from md_stale_unequal import host_checks as stale_unequal_host_checks  # noqa: E402
 
 SERIALS = [f"md4-{i}" for i in range(4)]
 SIZE_SECTORS = 4 * DATA_1G
@@ -44,8 +53,10 @@ for i in 0 1 2 3; do
   check "array sector $((1024 * i)) on member $i at data_offset" read_is_pat "${{D[$i]}}" {OFF_1G} $i
   check "array sector $((4096 + 1024 * i)) on member $i at data_offset+1024" read_is_pat "${{D[$i]}}" $(({OFF_1G} + 1024)) $((i + 4))
 done
+run stop4 $DBHOST md stop data
+check "md stop data exit 0" is "$(rc_of stop4)" 0
 sync
-""")
+""" + STALE_UNEQUAL)
 
 BOOT2 = job(f"""
 check "mdadm installed (oracle image)" command -v mdadm
@@ -77,8 +88,11 @@ check "dbhost assemble: already running" has "$(out_of assemble)" "data: already
 
 
 def examine_all(run):
-    for i, d in enumerate(run.disks):
+    md4 = [d for d in run.disks if d.serial in SERIALS]
+    for i, d in enumerate(md4):
         examine_ok(run.disk_path(d), role=i, n=4, name="data", data_size=DATA_1G)
+    stale_unequal_host_checks(run)
+    run.disks = md4  # boot 2 sees only the 4 members
     # hand dbhost's UUID (mdadm form) to the next boot's job
     m = re.search(r"\(([0-9a-f:-]{35,36})\)", read_text(run.out(1) / "create.out"))
     expect(m, f"no UUID in dbhost's create output: {read_text(run.out(1) / 'create.out')!r}")
@@ -89,8 +103,9 @@ def examine_all(run):
 
 SCENARIO = Scenario(
     name="md-create-4",
-    description="md RAID-0 over 4 LUN disks without mdadm; data placement; mdadm image's --detail/--examine agree",
-    disks=[Disk(f"d{i}", size="1G", bus="scsi", lun=i, serial=s) for i, s in enumerate(SERIALS)],
+    description="md RAID-0 over 4 LUN disks without mdadm; data placement; mdadm image's --detail/--examine agree; + md-stale-unequal",
+    disks=[Disk(f"d{i}", size="1G", bus="scsi", lun=i, serial=s) for i, s in enumerate(SERIALS)]
+    + [Disk(d.name, size=d.size, bus=d.bus, lun=d.lun + 4, serial=d.serial) for d in STALE_DISKS],
     mask=["mariadb.service", "postgresql.service"],
     # Not in the default suite until it has passed twice in a row on the project machine.
     suite=True,  # passed in a guest: 557 s

@@ -7,14 +7,16 @@ md-stale-superblock: disks s0 s1 s2 (1 GiB). `md create --name old s0 s1`, `md s
   any:old). A mounted array cannot be stopped (exit 3, names the mount point).
 md-unequal: disks u0 (1 GiB), u1, u2 (2 GiB): 3 members, 2 zones, the second with 2 devices -
   the case a kernel refuses with EOPNOTSUPP when the superblock carries no layout (MD.md §1.9).
-  `md create` succeeds, md/layout = 1, feature map 0x1000, size = sum of chunk-rounded data sizes."""
+  `md create` succeeds, md/layout = 1, feature map 0x1000, size = sum of chunk-rounded data sizes.
+
+In the suite, md-create-4's first boot runs this (BODY on DISKS, then host_checks)."""
 
 from harness import Boot, Disk, Host, Scenario, expect
 from mdlib import DATA_1G, DATA_2G, examine_ok, job, md_examine, norm
 
 UNEQ_SECTORS = DATA_1G + 2 * DATA_2G  # all three are whole chunks already
 
-BOOT = job(f"""
+BODY = f"""
 S0=$(dev_of st-0); S1=$(dev_of st-1); S2=$(dev_of st-2)
 U0=$(dev_of uq-0); U1=$(dev_of uq-1); U2=$(dev_of uq-2)
 check "6 data disks found" test -b "$S0" -a -b "$S1" -a -b "$S2" -a -b "$U0" -a -b "$U1" -a -b "$U2"
@@ -68,7 +70,13 @@ check "unequal examine: feature map" hasre "$(out_of exu)" "Feature Map : 0x1000
 run stopuneq $DBHOST md stop uneq
 check "stop uneq exit 0" is "$(rc_of stopuneq)" 0
 sync
-""")
+"""
+BOOT = job(BODY)
+
+# Its disks, for a scenario that runs BODY in its own boot (md-create-4 does, in the suite).
+DISKS = [Disk("s0", size="1G", lun=0, serial="st-0"), Disk("s1", size="1G", lun=1, serial="st-1"),
+         Disk("s2", size="1G", lun=2, serial="st-2"), Disk("u0", size="1G", lun=3, serial="uq-0"),
+         Disk("u1", size="2G", lun=4, serial="uq-1"), Disk("u2", size="2G", lun=5, serial="uq-2")]
 
 
 def host_checks(run):
@@ -88,9 +96,8 @@ def host_checks(run):
 SCENARIO = Scenario(
     name="md-stale-unequal",
     description="md-stale-superblock (refused without --wipe, nothing written; cleared with it) + md-unequal (layout, no EOPNOTSUPP)",
-    disks=[Disk("s0", size="1G", lun=0, serial="st-0"), Disk("s1", size="1G", lun=1, serial="st-1"),
-           Disk("s2", size="1G", lun=2, serial="st-2"), Disk("u0", size="1G", lun=3, serial="uq-0"),
-           Disk("u1", size="2G", lun=4, serial="uq-1"), Disk("u2", size="2G", lun=5, serial="uq-2")],
+    suite=False,  # in the suite inside md-create-4's first boot
+    disks=DISKS,
     mask=["mariadb.service", "postgresql.service"],
     steps=[Boot(job=BOOT), Host(host_checks)],
 )

@@ -12,7 +12,6 @@ their check_* functions) with its own profile, which has tuning on: that saves t
 
 import json
 
-
 from harness import Boot, Disk, Scenario, expect, read_json, read_text, log
 
 PROFILE_NAME = "vmtest-tune.toml"
