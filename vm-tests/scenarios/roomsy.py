@@ -1,4 +1,5 @@
-"""roomsy: the main job of dbhost, end to end. Two blank no-cache virtio-scsi disks at LUN 0/1,
+"""roomsy: the main job of dbhost, end to end. Two blank no-cache virtio-scsi disks at LUN 0/1
+(LUN 1 attached ~20 s after cloud-init started `dbhost detect --wait-disks`: late-disk),
 MariaDB loaded with generated data (DBHOST_ROOMSY_MB, default 64 MiB in the suite: rows up to 128 MiB, the rest
 as 64 KiB blobs), `dbhost apply` run by
 cloud-init with the qemu-dev profile. Proves: the apply exits 0 and changed something; CHECKSUM
@@ -16,17 +17,21 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _mariadb import DBSUM, LOAD, OUT, load_sizes, summary  # noqa: E402
 from adopt import ADOPT_STEPS  # noqa: E402
+import late_disk  # noqa: E402
 from tune_persist import (after_apply_job, after_reboot_job, check_after_apply,  # noqa: E402
                           check_after_reboot, check_second_tune, second_tune_job)
-from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
+from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text, size_bytes  # noqa: E402
 
 PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
 MB = int(os.environ.get("DBHOST_ROOMSY_MB", "64"))
 # Up to 128 MiB of rows (~300 bytes each on disk), the rest as 64 KiB blobs.
 ROWS, BLOBS = load_sizes(MB)
 DISK = f"{max(2, (MB * 3) // 1024 + 1)}G"
+LUN0 = Disk("lun0", size=DISK, bus="scsi", lun=0, serial="data-lun0")
+LUN1 = Disk("lun1", size=DISK, bus="scsi", lun=1, serial="data-lun1")  # attached late (late-disk)
 
 def check_first(run, out):
+    late_disk.check_wait(out, LUN0, LUN1, size_bytes(DISK))
     expect(read_text(out / "apply1.rc").strip() == "0",
            f"apply exit {read_text(out / 'apply1.rc').strip()}: {read_text(out / 'apply1.err')[-1500:]}")
     s = summary(out / "apply1.out")
@@ -93,18 +98,16 @@ def compare_reboot(run, out):
 SCENARIO = Scenario(
     name="roomsy",
     suite=True,  # passed in a guest: roomsy 767 s (and two first boots before)
-    description=f"apply via cloud-init: MariaDB ({MB} MiB) onto a fresh 2-disk RAID-0; same checksums, idempotent, survives reboot; a new VM adopts the disks",
-    disks=[
-        Disk("lun0", size=DISK, bus="scsi", lun=0, serial="data-lun0"),
-        Disk("lun1", size=DISK, bus="scsi", lun=1, serial="data-lun1"),
-    ],
+    description=f"apply via cloud-init: MariaDB ({MB} MiB) onto a fresh 2-disk RAID-0; same checksums, idempotent, survives reboot; a new VM adopts the disks; late disk, tuning",
+    disks=[LUN0],  # LUN1 is hot-added while dbhost waits for it (late-disk)
+    profiles={late_disk.PROFILE_NAME: late_disk.PROFILE},
     mask=["postgresql.service"],
     user_data={
         "write_files": [
             {"path": "/usr/local/bin/dbsum", "permissions": "0755", "content": DBSUM},
             {"path": "/usr/local/bin/dbload", "permissions": "0755", "content": LOAD},
         ],
-        "runcmd": [
+        "runcmd": late_disk.RUNCMD + [
             "systemctl start mariadb",
             f"t0=$(date +%s); /usr/local/bin/dbload {ROWS} {BLOBS} >{OUT}/load.log 2>&1; echo $(( $(date +%s) - t0 )) >{OUT}/load.s",
             f"/usr/local/bin/dbsum >{OUT}/sum-before.txt 2>&1",
@@ -113,7 +116,8 @@ SCENARIO = Scenario(
         ],
     },
     steps=[
-        Boot(job=JOB1, check=check_first, timeout=1500 + 2 * MB),
+        Boot(job=late_disk.JOB.format(serial=LUN1.serial) + JOB1, on_mark=late_disk.on_mark(LUN1), check=check_first,
+             timeout=1500 + 2 * MB),
         Boot(job=JOB2, check=compare_reboot, cloud_init=False),
         *ADOPT_STEPS,
     ],
