@@ -46,6 +46,7 @@ SCENARIO = Scenario(
         Disk("nvme0", size="1G", bus="nvme", serial="nvme-data0"),
     ],
     mask=["mariadb.service", "postgresql.service"],
+    memory_mb=1024,  # no database runs here; a smaller guest boots faster under TCG
     steps=[Host(build_deb), Boot(
         job="""
 check "dbhost is installed" test -x /usr/local/sbin/dbhost

@@ -148,6 +148,7 @@ SCENARIO = Scenario(
     description="md RAID-0 over 2 LUN disks without mdadm; reboot+hostname change, reorder, missing member",
     disks=[Disk("a", size="1G", bus="scsi", lun=0, serial=A), Disk("b", size="1G", bus="scsi", lun=1, serial=B)],
     mask=["mariadb.service", "postgresql.service"],
+    memory_mb=1024,  # no database runs here; a smaller guest boots faster under TCG
     steps=[
         Boot(job=BOOT1, check=check_create),
         Host(examine_both),

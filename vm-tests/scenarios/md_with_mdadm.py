@@ -70,5 +70,6 @@ SCENARIO = Scenario(
     variant="mdadm",
     disks=[Disk("a", size="1G", bus="scsi", lun=0, serial=A), Disk("b", size="1G", bus="scsi", lun=1, serial=B)],
     mask=["mariadb.service", "postgresql.service"],
+    memory_mb=1024,  # no database runs here; a smaller guest boots faster under TCG
     steps=[Boot(job=BOOT1), Host(examine_both), Boot(job=BOOT2)],
 )
