@@ -158,12 +158,15 @@ def check_after_apply(out):
     live_database_values(knobs, read_json(out / "dbvars-boot1.json"), "right after the first apply")
 
 
-def check_after_reboot(out):
+def check_after_reboot(out, capped: bool = True):
+    """capped: the profile gives disk caps (disk-mbps/disk-iops), so InnoDB's I/O capacity is
+    sized from them; without caps dbhost has nothing to size it from and leaves it alone."""
     t = read_json(out / "tune.json")
     knobs = t["report"]["knobs"]
     names = {k["name"] for k in knobs}
-    wants = ["scheduler", "read_ahead_kb", "vm.swappiness", "transparent_hugepage",
-             "innodb_io_capacity", "innodb_buffer_pool_size"]
+    wants = ["scheduler", "read_ahead_kb", "vm.swappiness", "transparent_hugepage", "innodb_buffer_pool_size"]
+    if capped:
+        wants.append("innodb_io_capacity")
     # nr_requests belongs to a scheduler: with `none` (multi-queue virtio-scsi) it is left alone.
     if any(k["name"] == "queue.scheduler" and k["value"] != "none" for k in knobs):
         wants.append("nr_requests")
