@@ -61,7 +61,7 @@ if [ "${DBHOST_SKIP_FUZZ:-0}" != 1 ] && cargo +nightly --version >/dev/null 2>&1
     --target x86_64-unknown-linux-gnu --target-dir "$fuzz_cache/target" --bin md_superblock
   cp -n agent/fuzz/corpus/md_superblock/* "$fuzz_cache/corpus/" 2>/dev/null || true
   if ! "$fuzz_cache/target/x86_64-unknown-linux-gnu/release/md_superblock" "$fuzz_cache/corpus" \
-    -max_total_time="${DBHOST_FUZZ_SECONDS:-60}" -rss_limit_mb=1024 -artifact_prefix="$fuzz_cache/" \
+    -max_total_time="${DBHOST_FUZZ_SECONDS:-30}" -rss_limit_mb=1024 -artifact_prefix="$fuzz_cache/" \
     >"$fuzz_cache/last-run.log" 2>&1; then
     tail -n 30 "$fuzz_cache/last-run.log"
     echo "fuzz: the md superblock parser failed; the input is in $fuzz_cache/ (crash-*, oom-*, timeout-*)" >&2
