@@ -89,6 +89,29 @@ def main():
                 or "\n\tc" not in rows[0]["detail"] or rows[0]["name"] != 'n"1':
             print(f"selftest: guest-lib check lines wrong: {rows}")
             failures += 1
+    # cloud-init "done" from the files `cloud-init status` reads (cloud-init 22.4's layout)
+    with tempfile.TemporaryDirectory() as t:
+        d = Path(t)
+        stage = {"errors": [], "start": 1.0, "finished": 2.0}
+        good = {"v1": {"datasource": "DataSourceNoCloud", "stage": None, "init-local": stage, "init": stage,
+                       "modules-config": stage, "modules-final": stage}}
+        cases = [(good, {"v1": {"datasource": "x", "errors": []}}, True),
+                 (good, None, False),  # final stage never ended
+                 ({"v1": {**good["v1"], "stage": "modules-final"}}, {"v1": {"errors": []}}, False),
+                 ({"v1": {**good["v1"], "init": {**stage, "errors": ["boom"]}}}, {"v1": {"errors": ["boom"]}}, False)]
+        for status, result, ok in cases:
+            (d / "cloud-init-status.json").write_text(json.dumps(status))
+            (d / "cloud-init-result.json").unlink(missing_ok=True)
+            if result is not None:
+                (d / "cloud-init-result.json").write_text(json.dumps(result))
+            try:
+                harness.cloud_init_done(d, 1)
+                got = True
+            except harness.ScenarioFailure:
+                got = False
+            if got != ok:
+                print(f"selftest: cloud_init_done said {got} for {status} / {result}")
+                failures += 1
     assert harness.size_bytes("2G") == 2 * G and harness.size_bytes("512M") == 512 * 1024 ** 2
     print(f"selftest: {'ok' if not failures else 'FAILED'} ({len(scs)} scenarios loaded)")
     return 1 if failures else 0
