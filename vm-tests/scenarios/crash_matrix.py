@@ -2,7 +2,7 @@
 copy passes, and the VM powered off hard at three points, while a client keeps writing rows;
 re-running apply always converges and not one acknowledged row is lost.
 
-Two blank no-cache virtio-scsi disks (LUN 0/1), MariaDB with DBHOST_CRASH_MB (default 32) MiB of
+Two blank no-cache virtio-scsi disks (LUN 0/1), MariaDB with DBHOST_CRASH_MB (default 16) MiB of
 generated data (InnoDB + MyISAM + Aria, dbload of _mariadb.py) and a writer that inserts rows with
 increasing ids into live.w all the time (each id the server acknowledged goes to
 out-N/acked.txt, on the harness's share, so a power cut cannot lose the record). The faults come
@@ -35,7 +35,7 @@ from harness import Boot, Delay, Disk, PowerOff, Scenario, expect, log, read_tex
 
 
 PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
-MB = int(os.environ.get("DBHOST_CRASH_MB", "32"))
+MB = int(os.environ.get("DBHOST_CRASH_MB", "16"))
 ROWS = max(1000, MB * 1024 * 1024 // 300)
 SEED = int(os.environ.get("DBHOST_CRASH_SEED", str(random.SystemRandom().randrange(1 << 30))))
 _r = random.Random(SEED)

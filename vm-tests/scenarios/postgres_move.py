@@ -1,5 +1,5 @@
 """postgres-move: roomsy for PostgreSQL. Two blank no-cache virtio-scsi disks at LUN 0/1, Debian
-bookworm's PostgreSQL 15 (cluster 15/main) loaded with generated data (DBHOST_PG_MB, default 32
+bookworm's PostgreSQL 15 (cluster 15/main) loaded with generated data (DBHOST_PG_MB, default 16
 MiB: a plain table with indexes, a TOAST-ed column stored out of line, a sequence), `dbhost apply`
 run by the job (cloud-init running apply is covered by roomsy) with a PostgreSQL profile. Proves: the apply exits 0 and changed something; an
 md5 over every user table's rows (ordered by id), the row counts and the sequence are identical
@@ -18,7 +18,7 @@ from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # no
 
 PROFILE_NAME = "postgres-move.toml"
 PROFILE = f"/usr/local/share/dbhost/profiles/{PROFILE_NAME}"
-MB = int(os.environ.get("DBHOST_PG_MB", "32"))
+MB = int(os.environ.get("DBHOST_PG_MB", "16"))
 # ~330 bytes per heap row (224-byte note + tuple header) plus the indexes; the TOAST table adds
 # ROWS/128 rows of 8 KiB.
 ROWS = max(1000, MB * 1024 * 1024 // 400)

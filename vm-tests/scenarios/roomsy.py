@@ -1,6 +1,6 @@
 """roomsy: the main job of dbhost, end to end. Two blank no-cache virtio-scsi disks at LUN 0/1
 (LUN 1 attached ~20 s after cloud-init started `dbhost detect --wait-disks`: late-disk),
-MariaDB loaded with generated data (DBHOST_ROOMSY_MB, default 64 MiB in the suite: rows up to 128 MiB, the rest
+MariaDB loaded with generated data (DBHOST_ROOMSY_MB, default 32 MiB in the suite: rows up to 128 MiB, the rest
 as 64 KiB blobs), `dbhost apply` run by
 cloud-init with the qemu-dev profile. Proves: the apply exits 0 and changed something; CHECKSUM
 TABLE of every table is identical before and after; MariaDB serves from /datadrive/mysql on the md
@@ -23,7 +23,7 @@ from tune_persist import (after_apply_job, after_reboot_job, check_after_apply, 
 from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text, size_bytes  # noqa: E402
 
 PROFILE = "/usr/local/share/dbhost/profiles/qemu-dev.toml"
-MB = int(os.environ.get("DBHOST_ROOMSY_MB", "64"))
+MB = int(os.environ.get("DBHOST_ROOMSY_MB", "32"))
 # Up to 128 MiB of rows (~300 bytes each on disk), the rest as 64 KiB blobs.
 ROWS, BLOBS = load_sizes(MB)
 DISK = f"{max(2, (MB * 3) // 1024 + 1)}G"
