@@ -128,8 +128,8 @@ class Boot:
     on_mark: dict = field(default_factory=dict)  # marker name -> [actions]
     expect_rc: int = 0
     expect_job: bool = True  # False: the guest is powered off (hard) before the job ends
-    # False: the job removes cloud-init's state itself (`dbhost generalize`), so `cloud-init
-    # status` after the job cannot say "done"; the job checks cloud-init's result before that.
+    # False: the job removes cloud-init's state itself (`dbhost generalize`), so cloud-init's
+    # result after the job cannot say "done"; the job checks cloud-init's result before that.
     expect_cloud_init: bool = True
     # Whether cloud-init runs at this boot. None (default): only when the scenario has a seed
     # (user_data). False: its four units are masked, which saves ~60-90 s per boot under TCG (a

@@ -89,13 +89,18 @@ def write_files():
     ]
 
 
-def tools_job() -> str:
-    """Bash for a job (no cloud-init) that installs dbsum and dbload like write_files() does."""
+def files_job(files: list) -> str:
+    """Bash for a job (no cloud-init) that writes cloud-init write_files entries itself."""
     parts = []
-    for f in write_files():
+    for f in files:
         parts.append(f"cat >{f['path']} <<'DBHOST_EOF'\n{f['content'].rstrip()}\nDBHOST_EOF\n"
                      f"chmod {f['permissions']} {f['path']}\n")
     return "".join(parts)
+
+
+def tools_job() -> str:
+    """Bash for a job (no cloud-init) that installs dbsum and dbload like write_files() does."""
+    return files_job(write_files())
 
 
 def run_dbhost(args: str, name: str) -> str:

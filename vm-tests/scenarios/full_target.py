@@ -10,12 +10,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _mariadb import blank, rc, run_dbhost  # noqa: E402
-from harness import Boot, Disk, Scenario, expect, read_text  # noqa: E402
+from harness import REPO, Boot, Disk, Scenario, expect, read_text  # noqa: E402
 
 PROFILE_NAME = "vmtest-small.toml"
 PROFILE = f"/usr/local/share/dbhost/profiles/{PROFILE_NAME}"
 # qemu-dev.toml picking the small disks only
-PROFILES = {PROFILE_NAME: (__import__("harness").REPO / "profiles" / "qemu-dev.toml").read_text()
+PROFILES = {PROFILE_NAME: (REPO / "profiles" / "qemu-dev.toml").read_text()
             .replace('serial = ["data*", "vdata*", "nvme-data*"]', 'serial = ["small*"]')}
 assert 'serial = ["small*"]' in PROFILES[PROFILE_NAME], "qemu-dev.toml's serial line changed"
 DISKS = [Disk("small2", size="160M", bus="scsi", lun=2, serial="small-lun2"),
@@ -39,9 +39,8 @@ def check(run, out):
                       f"{read_text(out / 'apply-full.out')[-1500:]}")
     text = read_text(out / "apply-full.out") + read_text(out / "apply-full.err")
     expect("MiB" in text, f"the refusal does not say how much room is needed: {text[-1500:]}")
-    for d in run.disks:
-        if d.name in ("small2", "small3"):
-            expect(blank(run.disk_path(d)), f"disk {d.name} was written to although apply refused")
+    for d in DISKS:
+        expect(blank(run.disk_path(d)), f"disk {d.name} was written to although apply refused")
 
 
 SCENARIO = Scenario(

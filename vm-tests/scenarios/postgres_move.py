@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _mariadb import OUT, summary  # noqa: E402
+from _mariadb import OUT, files_job, summary  # noqa: E402
 from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
 
 PROFILE_NAME = "postgres-move.toml"
@@ -124,8 +124,8 @@ PSQL = "runuser -u postgres -- psql -X -A -t -q"
 
 # What roomsy has cloud-init do, done by the job: cloud-init running `dbhost apply` is covered by
 # roomsy (and capture-redeploy); here it would only add a minute of TCG.
-SETUP = "".join(f"cat >{path} <<'DBHOST_EOF'\n{text.rstrip()}\nDBHOST_EOF\nchmod 0755 {path}\n"
-                for path, text in (("/usr/local/bin/pgsum", PGSUM), ("/usr/local/bin/pgload", PGLOAD)))
+SETUP = files_job([{"path": "/usr/local/bin/pgsum", "permissions": "0755", "content": PGSUM},
+                   {"path": "/usr/local/bin/pgload", "permissions": "0755", "content": PGLOAD}])
 SETUP += f"""
 systemctl start postgresql@15-main
 t0=$(date +%s); /usr/local/bin/pgload {ROWS} {DOCS} >{OUT}/load.log 2>&1; echo $(( $(date +%s) - t0 )) >{OUT}/load.s

@@ -15,7 +15,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _mariadb import DBSUM, LOAD, OUT, load_sizes, summary  # noqa: E402
+from _mariadb import OUT, load_sizes, summary, write_files  # noqa: E402
 from adopt import ADOPT_STEPS  # noqa: E402
 import late_disk  # noqa: E402
 from tune_persist import (after_apply_job, after_reboot_job, check_after_apply,  # noqa: E402
@@ -103,10 +103,7 @@ SCENARIO = Scenario(
     profiles={late_disk.PROFILE_NAME: late_disk.PROFILE},
     mask=["postgresql.service"],
     user_data={
-        "write_files": [
-            {"path": "/usr/local/bin/dbsum", "permissions": "0755", "content": DBSUM},
-            {"path": "/usr/local/bin/dbload", "permissions": "0755", "content": LOAD},
-        ],
+        "write_files": write_files(),
         "runcmd": late_disk.RUNCMD + [
             "systemctl start mariadb",
             f"t0=$(date +%s); /usr/local/bin/dbload {ROWS} {BLOBS} >{OUT}/load.log 2>&1; echo $(( $(date +%s) - t0 )) >{OUT}/load.s",

@@ -72,15 +72,15 @@ json.dump(out, open(sys.argv[2], "w"), indent=1)
 """
 
 
+INSTALL_DBVARS = f"cat >/tmp/dbvars.py <<'EOF'\n{DBVARS}\nEOF\n"
+
+
 def after_apply_job(profile: str) -> str:
     """Bash right after the first apply: the knobs and the live MariaDB variables (check_after_apply)."""
     return f"""
 export O=$VMTEST_OUT
 check "tune (explain) after apply" sh -c '{tune_cmd(profile)} >$O/tune-boot1.json'
-cat >/tmp/dbvars.py <<'EOF'
-{DBVARS}
-EOF
-check "database variables right after apply" python3 /tmp/dbvars.py $O/tune-boot1.json $O/dbvars-boot1.json
+{INSTALL_DBVARS}check "database variables right after apply" python3 /tmp/dbvars.py $O/tune-boot1.json $O/dbvars-boot1.json
 """
 
 
@@ -92,10 +92,7 @@ check "mariadb active after reboot" wait_until 180 systemctl is-active --quiet m
 check "/datadrive mounted" findmnt /datadrive
 check "tune after reboot" sh -c '{tune_cmd(profile)} >$O/tune.json'
 check "tune --explain" sh -c '{tune_cmd(profile).replace("--output json ", "")} --explain >$O/explain.txt'
-cat >/tmp/dbvars.py <<'EOF'
-{DBVARS}
-EOF
-check "database variables" python3 /tmp/dbvars.py $O/tune.json $O/dbvars.json
+{INSTALL_DBVARS}check "database variables" python3 /tmp/dbvars.py $O/tune.json $O/dbvars.json
 """
 
 
