@@ -31,6 +31,16 @@ apt_install() { # PACKAGE... (only when root and missing)
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
+stage "host tools and test oracles"
+# Everything a test needs is installed here, never assumed: a machine where a tool was installed
+# by hand would hide a missing step. mdadm is the independent oracle for md superblocks (cargo
+# test and the md scenarios); with DBHOST_REQUIRE_ORACLES=1 a test whose oracle is missing fails
+# instead of skipping.
+need=()
+command -v mdadm >/dev/null || need+=(mdadm)
+[ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
+export DBHOST_REQUIRE_ORACLES=1
+
 stage "cargo fmt --check"
 cargo fmt --all -- --check
 stage "cargo clippy"

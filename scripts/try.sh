@@ -3,7 +3,7 @@
 # blank no-cache data disks at LUN 0 and 1, MariaDB holding a little data), let cloud-init run
 # dbhost exactly as it would in a cloud, and print what dbhost did and the state of the guest.
 #
-#   sudo bash scripts/try.sh
+#   bash scripts/try.sh          # as root
 #
 # Needs: root (the guest image is built with mmdebstrap), a Rust toolchain (cargo >= 1.85), and
 # network access to a Debian mirror. Missing Debian/Ubuntu packages (qemu, mmdebstrap, ...) are
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
-  echo "try.sh: run as root (sudo bash scripts/try.sh): building the guest image needs root" >&2
+  echo "try.sh: run as root (log in as root, or sudo where it exists): building the guest image needs root" >&2
   exit 1
 fi
 if ! command -v cargo >/dev/null && [ -z "${DBHOST_BIN:-}" ]; then

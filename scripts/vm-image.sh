@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (or reuse) the Debian bookworm guest image used by vm-tests/ and scripts/try.sh.
 #
-#   sudo bash scripts/vm-image.sh            # prints the image directory on the last line of stdout
+#   bash scripts/vm-image.sh                 # as root; prints the image directory on the last line of stdout
 #
 # Output directory (cached): $DBHOST_VM_CACHE/img-<key>/ (default cache /var/cache/dbhost-vm), with
 #   root.img         raw ext4 root filesystem (4 GiB sparse), NO mdadm    -> the base image
@@ -62,7 +62,7 @@ if [ -f "$out/done" ]; then
   exit 0
 fi
 
-[ "$(id -u)" = 0 ] || die "building the guest image needs root (mmdebstrap/chroot): run with sudo"
+[ "$(id -u)" = 0 ] || die "building the guest image needs root (mmdebstrap/chroot): run it as root"
 ensure_tools() {
   local missing=()
   command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
@@ -159,6 +159,7 @@ install -m 0755 "$g/vmtest-runner" "$rootfs/usr/local/sbin/vmtest-runner"
 install -m 0755 "$g/vmtest-fetch" "$rootfs/usr/local/sbin/vmtest-fetch"
 install -m 0644 "$g/vmtest.service" "$g/vmtest-fetch.service" "$rootfs/etc/systemd/system/"
 install -m 0644 "$g/99-vmtest.cfg" "$rootfs/etc/cloud/cloud.cfg.d/99-vmtest.cfg"
+install -D -m 0644 "$g/dbhost-vmtest-order.conf" "$rootfs/etc/systemd/system/dbhost-.service.d/10-vmtest-fetch.conf"
 systemctl --root="$rootfs" enable vmtest.service vmtest-fetch.service serial-getty@ttyS0.service >&2
 # Services and timers that only cost boot time in a throw-away test guest.
 systemctl --root="$rootfs" mask e2scrub_reap.service e2scrub_all.timer apt-daily.timer \

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the VM test suite (vm-tests/): all scenarios, or the named ones.
 #
-#   sudo bash scripts/vm-test.sh                 # every scenario
-#   sudo bash scripts/vm-test.sh boot-detect     # just one (several names allowed)
+#   bash scripts/vm-test.sh                      # every scenario (as root)
+#   bash scripts/vm-test.sh boot-detect          # just one (several names allowed)
 #   bash scripts/vm-test.sh --list               # names and one-line descriptions
 #
 # Installs what it needs with apt-get (when root and missing), builds the static dbhost binary
@@ -37,6 +37,7 @@ need_pkgs() {
   command -v file >/dev/null || p+=(file)
   python3 -c 'import yaml' 2>/dev/null || p+=(python3-yaml) # capture-redeploy loads the example user-data
   command -v debugfs >/dev/null || p+=(e2fsprogs)         # capture-redeploy reads the captured image
+  command -v mdadm >/dev/null || p+=(mdadm)               # the md scenarios' oracle (mdadm --examine)
   printf '%s\n' "${p[@]}"
 }
 missing=$(need_pkgs)

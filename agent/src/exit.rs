@@ -10,6 +10,9 @@ pub const USAGE: i32 = 2;
 pub const REFUSED: i32 = 3;
 /// Interrupted; re-run `dbhost apply` to resume.
 pub const INTERRUPTED: i32 = 4;
+/// The reader of standard output went away (a closed pipe): 128 + SIGPIPE, the status a shell
+/// reports for a filter that SIGPIPE ended. Only commands that change nothing stop this way.
+pub const CLOSED_PIPE: i32 = 141;
 
 /// An error that carries the exit code it should produce.
 #[derive(Debug, thiserror::Error)]

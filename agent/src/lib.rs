@@ -7,6 +7,10 @@
 //! paths), `detect` (read-only inventory), `md` (v1.2 superblocks + ioctls), `fs`, `db`, `tune`,
 //! `generalize`, `plan`.
 
+// Output goes through `cli::output` (a closed pipe ends a read-only command quietly, never a
+// panic); tests may print.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod apply;
 pub mod civil;
 pub mod cli;

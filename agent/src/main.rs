@@ -1,7 +1,5 @@
-//! The `dbhost` binary: parse the command line, hand over to the library, exit with its code.
-use clap::Parser;
+//! The `dbhost` binary: hand the command line to the library, exit with its code.
 
 fn main() {
-    let cli = dbhost::cli::Cli::parse();
-    std::process::exit(dbhost::cli::run(cli));
+    std::process::exit(dbhost::cli::main());
 }

@@ -1,5 +1,6 @@
 //! Cross-check dbhost's v1.2 superblocks with `mdadm --examine` (an independent oracle, never
-//! used by dbhost itself). Runs only where mdadm is installed; otherwise prints why it skipped.
+//! used by dbhost itself). Runs only where mdadm is installed; otherwise prints why it skipped,
+//! or fails when `DBHOST_REQUIRE_ORACLES=1` (the test command sets it).
 //! Also reads mdadm-made member images from `agent/tests/fixtures/md/*.img.gz` when present.
 
 use dbhost::md::superblock::{self, ArrayUuid, Raid0Spec};
@@ -8,12 +9,18 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The oracle, or `None` where it is not installed. The test command installs mdadm and sets
+/// `DBHOST_REQUIRE_ORACLES=1`: there a missing oracle fails the test instead of skipping it.
 fn mdadm() -> Option<PathBuf> {
     for p in ["/usr/sbin/mdadm", "/sbin/mdadm", "/usr/bin/mdadm"] {
         if Path::new(p).exists() {
             return Some(PathBuf::from(p));
         }
     }
+    assert!(
+        std::env::var_os("DBHOST_REQUIRE_ORACLES").is_none_or(|v| v != "1"),
+        "mdadm is not installed but DBHOST_REQUIRE_ORACLES=1: install it (apt-get install mdadm)"
+    );
     None
 }
 

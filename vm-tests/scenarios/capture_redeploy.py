@@ -140,6 +140,10 @@ cat /proc/mdstat >"$o/mdstat.txt" 2>&1
 check "array assembled as /dev/md/dbdata" test -b /dev/md/dbdata
 check "/datadrive mounted from the array" sh -c 'findmnt -n -o SOURCE /datadrive | grep -q "^/dev/md"'
 check "MariaDB active" systemctl is-active mariadb
+for u in dbhost-firstboot.service dbhost-firstboot-db.service dbhost-assemble.service; do
+  systemctl show -p After "$u" >"$o/$u.after" 2>&1
+  check "$u ordered after the bed's install of the binary under test" grep -qw vmtest-fetch.service "$o/$u.after"
+done
 for u in dbhost-firstboot.service dbhost-firstboot-db.service; do
   systemctl show -p Result -p ExecMainStatus -p ActiveState "$u" >"$o/$u.show" 2>&1
   check "$u ran successfully" sh -c "grep -qx Result=success '$o/$u.show' && grep -qx ExecMainStatus=0 '$o/$u.show'"

@@ -153,9 +153,10 @@ pub fn at_copy(pass: Pass, n: u64) {
 }
 
 fn fire(f: &Fault) -> ! {
-    eprintln!(
+    crate::errln!(
         "dbhost: TEST-ONLY fault injection: {:?} at {:?}",
-        f.action, f.point
+        f.action,
+        f.point
     );
     match f.action {
         Action::Kill => {

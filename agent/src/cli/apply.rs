@@ -51,7 +51,7 @@ pub struct RollbackArgs {
 }
 
 fn confirm(question: &str) -> Result<bool> {
-    eprint!("{question} [y/N] ");
+    crate::err!("{question} [y/N] ");
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
@@ -138,7 +138,7 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
             if ctx.output == OutputFormat::Json {
                 // apply's JSON output is one event per line (pipelines read it line by line);
                 // the refusal is one more event, not a pretty-printed document.
-                println!(
+                crate::outln!(
                     "{}",
                     serde_json::json!({
                         "event": "refused",
@@ -203,16 +203,16 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
         .filter(|s| matches!(s.observation, Observation::Todo(_)))
         .count();
     if !json {
-        println!("plan for {}:", a.profile.display());
-        print!("{plan}");
-        println!("steps:");
+        crate::outln!("plan for {}:", a.profile.display());
+        crate::out!("{plan}");
+        crate::outln!("steps:");
         for s in &dry.steps {
             let (mark, detail) = match &s.observation {
                 Observation::Done(d) => ("done", d.as_str()),
                 Observation::Todo(d) => ("TODO", d.as_str()),
                 Observation::Conflict(d) => ("CONFLICT", d.as_str()),
             };
-            println!(
+            crate::outln!(
                 "  [{mark:>4}] {:<18} {}{}",
                 s.step,
                 s.description,
@@ -226,7 +226,7 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
     }
     if a.dry_run {
         if !json {
-            println!("dry run: {todo} step(s) to do; nothing was changed");
+            crate::outln!("dry run: {todo} step(s) to do; nothing was changed");
         } else {
             super::output::print_event(&serde_json::json!({"event": "dry_run", "todo": todo}))?;
         }
@@ -238,7 +238,7 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
                 &serde_json::json!({"event": "summary", "changed": 0, "unchanged": dry.steps.len()}),
             )?;
         } else {
-            println!("nothing to do: the host already matches the profile");
+            crate::outln!("nothing to do: the host already matches the profile");
         }
         // Still record the run for `status`.
         let mut jr = Journal::begin(&ctx.host, "apply", Some(a.profile.display().to_string()))?;
@@ -256,7 +256,7 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
             .into());
         }
         if !confirm(&format!("apply {todo} step(s)?"))? {
-            eprintln!("dbhost: nothing changed");
+            crate::errln!("dbhost: nothing changed");
             return Ok(exit::REFUSED);
         }
     }
@@ -321,18 +321,20 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
                 let _ = super::output::print_event(e);
             } else {
                 match e {
-                    Event::Started { step } => eprintln!("dbhost: {step}: started"),
+                    Event::Started { step } => crate::errln!("dbhost: {step}: started"),
                     Event::Finished {
                         step,
                         outcome,
                         seconds,
                     } => match outcome {
                         Outcome::Changed(d) => {
-                            eprintln!("dbhost: {step}: changed in {seconds:.1}s {d}")
+                            crate::errln!("dbhost: {step}: changed in {seconds:.1}s {d}")
                         }
-                        Outcome::Unchanged => eprintln!("dbhost: {step}: unchanged"),
+                        Outcome::Unchanged => crate::errln!("dbhost: {step}: unchanged"),
                     },
-                    Event::Failed { step, error } => eprintln!("dbhost: {step}: FAILED: {error}"),
+                    Event::Failed { step, error } => {
+                        crate::errln!("dbhost: {step}: FAILED: {error}")
+                    }
                     _ => {}
                 }
             }
@@ -348,7 +350,7 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
             "run_id": journal.run_id,
         }))?;
     } else {
-        println!(
+        crate::outln!(
             "done: {} step(s) changed, {} unchanged (run {}; undo bundle under {})",
             report.changed,
             report.unchanged,
@@ -404,12 +406,12 @@ pub fn run_status(ctx: &Ctx, _a: StatusArgs) -> Result<i32> {
     match ctx.output {
         OutputFormat::Json => super::output::print_json(&v)?,
         OutputFormat::Text => {
-            println!("arrays:");
+            crate::outln!("arrays:");
             if arrays.is_empty() {
-                println!("  (none running)");
+                crate::outln!("  (none running)");
             }
             for a in &arrays {
-                println!(
+                crate::outln!(
                     "  {} {} members {} uuid {}",
                     a.devnm,
                     a.array_state.clone().unwrap_or_default(),
@@ -417,19 +419,19 @@ pub fn run_status(ctx: &Ctx, _a: StatusArgs) -> Result<i32> {
                     a.uuid.map(|u| u.to_string()).unwrap_or_default()
                 );
             }
-            println!("filesystems (dbhost's fstab entries):");
+            crate::outln!("filesystems (dbhost's fstab entries):");
             if ours.is_empty() {
-                println!("  (none)");
+                crate::outln!("  (none)");
             }
             for (s, m, on) in &ours {
-                println!(
+                crate::outln!(
                     "  {s} at {m}: {}",
                     if *on { "mounted" } else { "NOT mounted" }
                 );
             }
-            println!("database:");
+            crate::outln!("database:");
             match &db {
-                Some(d) => println!(
+                Some(d) => crate::outln!(
                     "  {} ({}) datadir {} — {}, {}",
                     d["engine"].as_str().unwrap_or(""),
                     d["unit"].as_str().unwrap_or(""),
@@ -445,22 +447,22 @@ pub fn run_status(ctx: &Ctx, _a: StatusArgs) -> Result<i32> {
                         "NOT answering"
                     },
                 ),
-                None => println!("  (no relocation recorded)"),
+                None => crate::outln!("  (no relocation recorded)"),
             }
-            println!("last run:");
+            crate::outln!("last run:");
             match &last {
                 Some(j) => {
-                    println!(
+                    crate::outln!(
                         "  {} {:?} profile {}",
                         j.run_id,
                         j.status,
                         j.profile.clone().unwrap_or_default()
                     );
                     for s in &j.steps {
-                        println!("    {:<18} {:?} {}", s.id, s.state, s.detail);
+                        crate::outln!("    {:<18} {:?} {}", s.id, s.state, s.detail);
                     }
                 }
-                None => println!("  (never)"),
+                None => crate::outln!("  (never)"),
             }
         }
     }
@@ -474,7 +476,7 @@ pub fn run_rollback(ctx: &Ctx, a: RollbackArgs) -> Result<i32> {
     let last = Journal::load_last(&ctx.host)?;
     let reloc = last.as_ref().and_then(apply::db::recorded_state);
     if bundles.is_empty() && reloc.is_none() {
-        println!("nothing to roll back");
+        crate::outln!("nothing to roll back");
         return Ok(exit::OK);
     }
     if !a.yes {
@@ -509,12 +511,12 @@ pub fn run_rollback(ctx: &Ctx, a: RollbackArgs) -> Result<i32> {
             require_separate_fs: true,
         };
         for (what, out) in crate::db::relocate::rollback(&mut rcx, st)? {
-            println!("database: {what}: {out:?}");
+            crate::outln!("database: {what}: {out:?}");
         }
     }
     for id in &bundles {
         for p in Undo::restore(&ctx.host, id)? {
-            println!("restored {p} (bundle {id})");
+            crate::outln!("restored {p} (bundle {id})");
         }
     }
     let _ = crate::host::Exec::output(
@@ -533,7 +535,7 @@ pub fn run_rollback(ctx: &Ctx, a: RollbackArgs) -> Result<i32> {
         nj.data.clear();
         nj.finish(crate::apply::journal::RunStatus::Done)?;
     }
-    println!("rollback done");
+    crate::outln!("rollback done");
     Ok(exit::OK)
 }
 

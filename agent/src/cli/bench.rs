@@ -58,16 +58,21 @@ fn compare(ctx: &Ctx, files: &[PathBuf], members: u32) -> anyhow::Result<i32> {
             "member": member.target, "array": array.target, "members": members, "ratios": r,
         }))?,
         OutputFormat::Text => {
-            println!(
+            crate::outln!(
                 "array {} vs {members} x member {}",
-                array.target, member.target
+                array.target,
+                member.target
             );
-            println!(
+            crate::outln!(
                 "{:<11} {:>6} {:>10} {:>10} {:>7}",
-                "PATTERN", "METRIC", "MEMBER", "ARRAY", "RATIO"
+                "PATTERN",
+                "METRIC",
+                "MEMBER",
+                "ARRAY",
+                "RATIO"
             );
             for x in &r {
-                println!(
+                crate::outln!(
                     "{:<11} {:>6} {:>10.1} {:>10.1} {:>7.2}",
                     x.pattern.name(),
                     x.metric,
@@ -120,16 +125,23 @@ fn print_text(r: &BenchReport) {
         bench::TargetKind::BlockDevice => "block device",
         bench::TargetKind::ScratchFile => "scratch file in directory",
     };
-    println!(
+    crate::outln!(
         "dbhost bench {}: {kind}, {} MiB read region, queue depth {}, {} s per pattern",
         r.target,
         r.read_region / (1024 * 1024),
         r.queue_depth,
         r.seconds_per_pattern
     );
-    println!(
+    crate::outln!(
         "{:<11} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
-        "PATTERN", "BLOCK", "MB/s", "IOPS", "MEAN ms", "P50 ms", "P99 ms", "MAX ms"
+        "PATTERN",
+        "BLOCK",
+        "MB/s",
+        "IOPS",
+        "MEAN ms",
+        "P50 ms",
+        "P99 ms",
+        "MAX ms"
     );
     let ms = |us: f64| us / 1000.0;
     for x in &r.results {
@@ -138,7 +150,7 @@ fn print_text(r: &BenchReport) {
         } else {
             format!("{}K", x.block_size / 1024)
         };
-        println!(
+        crate::outln!(
             "{:<11} {:>7} {:>10.1} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
             x.pattern.name(),
             bs,
@@ -151,9 +163,9 @@ fn print_text(r: &BenchReport) {
         );
     }
     for s in &r.skipped {
-        println!("skipped {}: {}", s.pattern.name(), s.reason);
+        crate::outln!("skipped {}: {}", s.pattern.name(), s.reason);
     }
     for n in &r.notes {
-        println!("note: {n}");
+        crate::outln!("note: {n}");
     }
 }

@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
                     "files": s.files, "links": s.links, "dirs": s.dirs,
                     "disks": s.inventory.disks.len(),
                 }))?,
-                OutputFormat::Text => println!(
+                OutputFormat::Text => crate::outln!(
                     "wrote {}: {} files, {} links, {} directories, {} disks (no disk contents; replay: tar -xzf {} -C DIR && dbhost detect --sysroot DIR)",
                     out.display(),
                     s.files,
@@ -58,13 +58,13 @@ pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
         }
         DebugCmd::GenMan { dir } => {
             for p in super::gen_docs::write_man(&dir)? {
-                println!("{}", p.display());
+                crate::outln!("{}", p.display());
             }
             Ok(crate::exit::OK)
         }
         DebugCmd::GenCompletions { dir } => {
             for p in super::gen_docs::write_completions(&dir)? {
-                println!("{}", p.display());
+                crate::outln!("{}", p.display());
             }
             Ok(crate::exit::OK)
         }

@@ -84,7 +84,7 @@ pub fn run(ctx: &Ctx, args: DetectArgs) -> anyhow::Result<i32> {
     };
     match ctx.output {
         OutputFormat::Json => super::output::print_json(&inv)?,
-        OutputFormat::Text => print!("{}", render_table(&inv)),
+        OutputFormat::Text => crate::out!("{}", render_table(&inv)),
     }
     Ok(crate::exit::OK)
 }

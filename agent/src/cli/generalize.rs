@@ -74,7 +74,7 @@ pub fn run(ctx: &Ctx, a: GeneralizeArgs) -> anyhow::Result<i32> {
                 "command": "generalize", "mode": "first-boot", "done": done }))?,
             OutputFormat::Text => {
                 for d in &done {
-                    println!("{d}");
+                    crate::outln!("{d}");
                 }
             }
         }
@@ -98,7 +98,7 @@ pub fn run(ctx: &Ctx, a: GeneralizeArgs) -> anyhow::Result<i32> {
                 "clean": findings.is_empty(), "leftovers": findings }))?,
             OutputFormat::Text => {
                 for f in &findings {
-                    println!(
+                    crate::outln!(
                         "{:<13} {:<24} {}  ({})",
                         f.category.to_string(),
                         f.id,
@@ -107,9 +107,9 @@ pub fn run(ctx: &Ctx, a: GeneralizeArgs) -> anyhow::Result<i32> {
                     );
                 }
                 if findings.is_empty() {
-                    println!("clean: no leftovers under {}", ctx.host.root().display());
+                    crate::outln!("clean: no leftovers under {}", ctx.host.root().display());
                 } else {
-                    println!(
+                    crate::outln!(
                         "{} leftover(s) under {}",
                         findings.len(),
                         ctx.host.root().display()
@@ -144,7 +144,7 @@ pub fn run(ctx: &Ctx, a: GeneralizeArgs) -> anyhow::Result<i32> {
         }
         let obs = runner.observe(&ops)?;
         print_ops(&obs, false);
-        eprint!("Generalize this machine for image capture (the database is stopped)? [y/N] ");
+        crate::err!("Generalize this machine for image capture (the database is stopped)? [y/N] ");
         std::io::stderr().flush().ok();
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
@@ -167,7 +167,7 @@ pub fn run(ctx: &Ctx, a: GeneralizeArgs) -> anyhow::Result<i32> {
             "event": "done", "command": "generalize",
             "changed": changed, "unchanged": unchanged, "skipped": skipped }))?;
     } else {
-        println!(
+        crate::outln!(
             "generalize: {changed} changed, {unchanged} unchanged, {skipped} skipped. \
              Power off and capture; the image's first boot runs {} and {}.",
             firstboot::UNIT_PRE,
@@ -186,18 +186,18 @@ fn print_ops(reports: &[OpReport], applied: bool) {
             .count();
         if pending == 0 {
             if !applied {
-                println!("[{}] {}: nothing to do", r.category, r.id);
+                crate::outln!("[{}] {}: nothing to do", r.category, r.id);
             } else {
-                println!("[{}] {}: unchanged", r.category, r.id);
+                crate::outln!("[{}] {}: unchanged", r.category, r.id);
             }
             continue;
         }
-        println!("[{}] {}: {}", r.category, r.id, r.description);
+        crate::outln!("[{}] {}: {}", r.category, r.id, r.description);
         for i in &r.items {
             match i.outcome {
-                None => println!("    {}: {}", i.target, i.change),
+                None => crate::outln!("    {}: {}", i.target, i.change),
                 Some(Outcome::Unchanged) => {}
-                Some(o) => println!("    {:?} {}: {}", o, i.target, i.change),
+                Some(o) => crate::outln!("    {:?} {}: {}", o, i.target, i.change),
             }
         }
     }

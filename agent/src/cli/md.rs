@@ -123,7 +123,7 @@ fn print_outcome<T: serde::Serialize + std::fmt::Debug>(
                 serde_json::Value::String(s) => s,
                 other => other.to_string(),
             };
-            println!(
+            crate::outln!(
                 "{what}: {} {shown}",
                 if o.changed() {
                     "changed:"
@@ -151,7 +151,7 @@ fn run_create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<i32> {
         }))?,
         OutputFormat::Text => {
             let r = o.value();
-            println!(
+            crate::outln!(
                 "{} array {} ({}) as {} -> {}: members {}",
                 if o.changed() {
                     "created/started"
@@ -185,11 +185,11 @@ fn print_assemble(fmt: OutputFormat, rep: &AssembleReport) -> anyhow::Result<()>
         return super::output::print_json(rep);
     }
     if rep.arrays.is_empty() {
-        println!("no md arrays found");
+        crate::outln!("no md arrays found");
     }
     for a in &rep.arrays {
         let uuid = a.uuid.map(|u| u.mdadm()).unwrap_or_default();
-        println!(
+        crate::outln!(
             "{}: {} {}{}",
             a.name,
             a.result.replace('_', " "),
@@ -200,23 +200,24 @@ fn print_assemble(fmt: OutputFormat, rep: &AssembleReport) -> anyhow::Result<()>
             uuid
         );
         if !a.devices.is_empty() {
-            println!("  devices: {}", a.devices.join(" "));
+            crate::outln!("  devices: {}", a.devices.join(" "));
         }
         if !a.missing_roles.is_empty() {
-            println!(
+            crate::outln!(
                 "  present roles: {:?}  missing roles: {:?}",
-                a.present_roles, a.missing_roles
+                a.present_roles,
+                a.missing_roles
             );
         }
         if let Some(d) = &a.detail {
-            println!("  {d}");
+            crate::outln!("  {d}");
         }
     }
     for s in &rep.stale {
-        println!("ignored: {s}");
+        crate::outln!("ignored: {s}");
     }
     for u in &rep.unreadable {
-        eprintln!("dbhost: warning: could not read {u}");
+        crate::errln!("dbhost: warning: could not read {u}");
     }
     Ok(())
 }
@@ -230,7 +231,7 @@ fn run_examine(ctx: &Ctx, device: PathBuf) -> anyhow::Result<i32> {
     let x = array::examine(&path)?;
     match ctx.output {
         OutputFormat::Json => super::output::print_json(&x)?,
-        OutputFormat::Text => print!("{}", examine_text(&x)),
+        OutputFormat::Text => crate::out!("{}", examine_text(&x)),
     }
     // "No md superblock detected" is an answer, not an error (mdadm exits 1 there).
     Ok(crate::exit::OK)

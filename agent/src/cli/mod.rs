@@ -72,6 +72,26 @@ pub enum Command {
     Debug(debug::DebugCmd),
 }
 
+impl Command {
+    /// Whether the command may change the system. Such a command runs to its end when its
+    /// reader goes away (its output is a report; stopping halfway would leave work undone);
+    /// the others stop quietly at a closed pipe.
+    pub fn changes_system(&self) -> bool {
+        match self {
+            Command::Detect(_)
+            | Command::Plan(_)
+            | Command::Profile(_)
+            | Command::Status(_)
+            | Command::Debug(_) => false,
+            Command::Md(c) => !matches!(c, md::MdCmd::Examine { .. }),
+            Command::Apply(a) => !a.dry_run,
+            Command::Tune(a) => a.apply,
+            Command::Generalize(a) => !(a.check || a.dry_run),
+            Command::Assemble(_) | Command::Rollback(_) | Command::Bench(_) => true,
+        }
+    }
+}
+
 /// What every command gets: the host root and the output format.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -105,6 +125,25 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
+/// Parse the process's command line and run it; returns the process exit code. Help, version
+/// and usage errors are printed through [`output`] too, so a closed pipe behaves the same there.
+pub fn main() -> i32 {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => run(cli),
+        Err(e) => {
+            let text = e.render().to_string();
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                crate::out!("{text}");
+                crate::exit::OK
+            } else {
+                crate::err!("{text}");
+                crate::exit::USAGE
+            }
+        }
+    }
+}
+
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     init_logging(&cli.log);
@@ -117,6 +156,9 @@ pub fn run(cli: Cli) -> i32 {
         output: cli.output,
         replay: cli.sysroot.is_some(),
     };
+    if cli.command.changes_system() {
+        output::keep_going_when_closed();
+    }
     let res = match cli.command {
         Command::Detect(a) => detect::run(&ctx, a),
         Command::Plan(a) => plan::run(&ctx, a),

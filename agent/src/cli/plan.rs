@@ -50,8 +50,8 @@ pub fn emit(
 ) -> anyhow::Result<i32> {
     match (res, fmt) {
         (Ok(p), OutputFormat::Text) => {
-            println!("plan for {}:", profile.display());
-            print!("{p}");
+            crate::outln!("plan for {}:", profile.display());
+            crate::out!("{p}");
             Ok(crate::exit::OK)
         }
         (Ok(p), OutputFormat::Json) => {
@@ -59,7 +59,7 @@ pub fn emit(
             Ok(crate::exit::OK)
         }
         (Err(r), OutputFormat::Text) => {
-            eprint!("dbhost: plan for {} {r}", profile.display());
+            crate::err!("dbhost: plan for {} {r}", profile.display());
             Ok(crate::exit::REFUSED)
         }
         (Err(r), OutputFormat::Json) => {

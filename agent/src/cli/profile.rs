@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, cmd: ProfileCmd) -> anyhow::Result<i32> {
                 Err(errs) => return Ok(report_errors(ctx, &errs)),
             };
             match ctx.output {
-                OutputFormat::Text => println!("{}", summary(&file, &prof)),
+                OutputFormat::Text => crate::outln!("{}", summary(&file, &prof)),
                 OutputFormat::Json => super::output::print_json(&serde_json::json!({
                     "file": file,
                     "valid": true,
@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, cmd: ProfileCmd) -> anyhow::Result<i32> {
 /// stderr; JSON: one document on stdout) and return the usage exit code (2).
 pub fn report_errors(ctx: &Ctx, errs: &profile::ProfileErrors) -> i32 {
     match ctx.output {
-        OutputFormat::Text => eprintln!("{errs}"),
+        OutputFormat::Text => crate::errln!("{errs}"),
         OutputFormat::Json => {
             let v = serde_json::json!({
                 "event": "error",
@@ -46,7 +46,7 @@ pub fn report_errors(ctx: &Ctx, errs: &profile::ProfileErrors) -> i32 {
                 "valid": false,
                 "errors": errs.0,
             });
-            println!("{v}");
+            crate::outln!("{v}");
         }
     }
     crate::exit::USAGE

@@ -115,7 +115,7 @@ fn hints_for(
 pub fn run(ctx: &Ctx, a: TuneArgs) -> anyhow::Result<i32> {
     if a.list_knobs {
         for n in knob_names() {
-            println!("{n}");
+            crate::outln!("{n}");
         }
         return Ok(crate::exit::OK);
     }
@@ -154,10 +154,10 @@ pub fn run(ctx: &Ctx, a: TuneArgs) -> anyhow::Result<i32> {
             for f in &files {
                 match &f.body {
                     tune::render::Body::File { content, .. } => {
-                        println!("\n==> {} <==\n{}", f.path, content.trim_end())
+                        crate::outln!("\n==> {} <==\n{}", f.path, content.trim_end())
                     }
                     tune::render::Body::Symlink { target } => {
-                        println!("\n==> {} -> {target}", f.path)
+                        crate::outln!("\n==> {} -> {target}", f.path)
                     }
                 }
             }
@@ -200,7 +200,7 @@ fn state(k: &KnobReport, applied: bool) -> String {
 }
 
 fn print_text(f: &TuneFacts, r: &TuneReport, applied: bool) {
-    println!("dbhost tune: {}", summary(f));
+    crate::outln!("dbhost tune: {}", summary(f));
     if !r.knobs.is_empty() {
         let rows: Vec<[String; 6]> = r
             .knobs
@@ -245,15 +245,15 @@ fn print_text(f: &TuneFacts, r: &TuneReport, applied: bool) {
             }
             s
         };
-        println!("{}", line(head));
+        crate::outln!("{}", line(head));
         for (row, k) in rows.iter().zip(&r.knobs) {
-            println!(
+            crate::outln!(
                 "{}",
                 line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]])
             );
-            println!("    why: {}", k.knob.reason);
+            crate::outln!("    why: {}", k.knob.reason);
             if let Some(n) = &k.note {
-                println!("    note: {n}");
+                crate::outln!("    note: {n}");
             }
         }
     }
@@ -263,13 +263,13 @@ fn print_text(f: &TuneFacts, r: &TuneReport, applied: bool) {
             FileOutcome::Unchanged => "unchanged",
             FileOutcome::Removed => "removed",
         };
-        println!("file {}: {what}", file.path);
+        crate::outln!("file {}: {what}", file.path);
     }
     for n in &r.notes {
-        println!("note: {n}");
+        crate::outln!("note: {n}");
     }
     if applied {
-        println!(
+        crate::outln!(
             "{}",
             if r.changed {
                 "tuning applied (changes made)"
