@@ -28,9 +28,10 @@ suite=bookworm
 root_size=4G
 
 # Packages of the guest. Changing this list changes the cache key (it is part of this script).
+# mariadb-backup: physical copies for `dbhost migrate` and `dbhost backup`.
 guest_packages=(
   systemd-sysv udev kmod util-linux fdisk e2fsprogs xfsprogs iproute2 dbus procps
-  mariadb-server postgresql cloud-init python3-cffi-backend openssh-server
+  mariadb-server mariadb-backup postgresql cloud-init python3-cffi-backend openssh-server
   acl attr file less xz-utils zstd ca-certificates
 )
 # Modules the initramfs loads (with their dependencies) before mounting root. md_mod/raid0 are
