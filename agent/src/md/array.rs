@@ -144,7 +144,13 @@ fn swaps_of(host: &Host, knames: &[String]) -> bool {
     })
 }
 
-/// Size in bytes and open handle of a device or image file.
+/// Size in bytes of a device or image file (opened read-only).
+pub fn content_size_of(path: &Path) -> Result<u64> {
+    let f = File::open(path).with_context(|| format!("opening {} for reading", path.display()))?;
+    content_size(&f, path)
+}
+
+/// Size in bytes of an open device or image file.
 fn content_size(f: &File, path: &Path) -> Result<u64> {
     let md = f
         .metadata()

@@ -216,6 +216,10 @@ pub fn classify(p: &Profile, d: &Disk) -> DiskVerdict {
                 (!d.partitions.is_empty())
                     .then(|| format!("partitions {}", d.partitions.join(", "))),
             )
+            .chain(
+                d.nonzero_at
+                    .map(|o| format!("unrecognized data (non-zero bytes at offset {o})")),
+            )
             .collect::<Vec<_>>();
         v.reasons
             .push(DiskReason::Plan(PlanDiskReason::NotBlank { content: what }));

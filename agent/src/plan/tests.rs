@@ -609,6 +609,31 @@ fn selected_disk_holding_data_refuses_and_says_what() {
 }
 
 #[test]
+fn selected_disk_with_unrecognized_data_refuses_even_without_a_refusal() {
+    let p = shipped("azure-mysql.toml");
+    let mut i = azure_two_blank();
+    i.disks[2].nonzero_at = Some(4096);
+    i.disks[2].refusals = vec![Refusal::UnrecognizedData { offset: 4096 }];
+    let r = plan(&p, &i).unwrap_err();
+    assert_eq!(
+        r.reasons,
+        vec![RefusalReason::Busy {
+            disks: vec!["sdd".into()]
+        }]
+    );
+    let text = r.to_string();
+    assert!(text.contains("busy      holds unrecognized data (non-zero bytes at offset 4096) (wipe it explicitly with --wipe if it is really unused)\n"), "{text}");
+    // an inventory that carries the offset but not the refusal (made by hand, or by an older
+    // dbhost) is not blank either: plan says what is there
+    i.disks[2].refusals.clear();
+    let text = plan(&p, &i).unwrap_err().to_string();
+    assert!(
+        text.contains("unrecognized data (non-zero bytes at offset 4096)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn single_disk_profile_uses_the_disk_directly() {
     let p = shipped("single-disk-test.toml");
     let mut i = azure_two_blank();
