@@ -38,6 +38,7 @@ need_pkgs() {
   python3 -c 'import yaml' 2>/dev/null || p+=(python3-yaml) # capture-redeploy loads the example user-data
   command -v debugfs >/dev/null || p+=(e2fsprogs)         # capture-redeploy reads the captured image
   command -v mdadm >/dev/null || p+=(mdadm)               # the md scenarios' oracle (mdadm --examine)
+  command -v mkfs.exfat >/dev/null || p+=(exfatprogs)     # exfat-refused: the exFAT disk is made on the host
   printf '%s\n' "${p[@]}"
 }
 missing=$(need_pkgs)
