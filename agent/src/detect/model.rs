@@ -205,12 +205,14 @@ impl std::fmt::Display for Refusal {
 }
 
 impl Refusal {
-    /// Refusals that `--wipe` cannot lift: what the disk is (OS, resource, not a disk) or that
-    /// something uses it right now (mounted, swap, held, read-only).
+    /// Refusals that `--wipe` cannot lift: what the disk is (OS, resource, not a disk), that
+    /// something uses it right now (mounted, swap, held, read-only), or partitions (dbhost never
+    /// deletes partitions: the kernel holds them as devices of their own).
     fn wipe_cannot_help(&self) -> bool {
         matches!(
             self,
-            Refusal::OsDisk
+            Refusal::HasPartitions { .. }
+                | Refusal::OsDisk
                 | Refusal::ResourceDisk
                 | Refusal::LocalEphemeral
                 | Refusal::NotADisk { .. }
@@ -365,7 +367,8 @@ mod tests {
         let parts = Refusal::HasPartitions {
             partitions: vec!["sdc1".into()],
         };
-        assert!(describe_refusals(&[parts]).contains(hint));
+        // dbhost never deletes partitions, so --wipe would not help there.
+        assert!(!describe_refusals(&[parts.clone(), sig()]).contains(hint));
         for blocker in [
             Refusal::OsDisk,
             Refusal::ResourceDisk,

@@ -564,6 +564,30 @@ fn zero_range(f: &mut File, node: &str, off: u64, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// Zero the metadata regions of a whole device that `--wipe` allowed clearing (the same ranges
+/// a new member gets: first and last MiB, every md superblock location), with the device opened
+/// exclusively (the kernel refuses while anything mounts or holds it), then fsync.
+pub fn clear_metadata(host: &Host, device: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = host.path(device);
+    let node = p.display().to_string();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_EXCL)
+        .open(&p)
+        .with_context(|| format!("opening {node} exclusively to clear it"))?;
+    let size = f
+        .seek(SeekFrom::End(0))
+        .with_context(|| format!("reading the size of {node}"))?;
+    for (off, len) in model::wipe_ranges(size) {
+        zero_range(&mut f, &node, off, len)?;
+    }
+    f.sync_all().with_context(|| format!("fsync {node}"))?;
+    let _ = sys::flush_buffers(&f, &node);
+    Ok(())
+}
+
 /// Wipe and write one member's superblock, fsync, flush, close.
 fn write_member(host: &Host, m: &model::MemberPlan) -> Result<()> {
     let node = host.dev(&m.facts.kname).display().to_string();
