@@ -126,7 +126,7 @@ def check(run, out):
 def check_wipe(run, out):
     """The --wipe hint works: refused without it, cleared and used with it, idempotent."""
     expect(rc(out, "plan-nowipe") == 3, f"plan without --wipe exit {rc(out, 'plan-nowipe')}, expected 3")
-    plan = json.loads(read_text(out / "plan-wipe.out"))
+    plan = json.loads(read_text(out / "plan-wipe.out"))["plan"]
     expect(rc(out, "plan-wipe") == 0 and [m["wipe"] for m in plan["members"]] == [True],
            f"plan --wipe does not clear the exFAT disk: {read_text(out / 'plan-wipe.out')[-1500:]}")
     code = rc(out, "apply-wipe")
