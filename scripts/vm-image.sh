@@ -57,7 +57,10 @@ esac
 kernel_flavours=("generic linux-image-amd64" "cloud linux-image-cloud-amd64")
 # Modules the initramfs loads (with their dependencies) before mounting root. md_mod/raid0 are
 # deliberately NOT loaded early: dbhost must load them itself in the real root (issue 4).
-initrd_modules=(virtio_pci virtio_blk virtio_scsi sd_mod sr_mod ata_piix nvme ext4 crc32c_generic)
+# virtio_rng: the harness gives every guest a virtio-rng device, so the kernel's RNG is ready
+# before systemd starts (systemd 257's systemd-random-seed holds sysinit.target until it is: 7 s
+# of every trixie boot under TCG without it).
+initrd_modules=(virtio_pci virtio_blk virtio_scsi sd_mod sr_mod ata_piix nvme ext4 crc32c_generic virtio_rng)
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "vm-image: $*"; exit 1; }

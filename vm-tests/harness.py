@@ -488,7 +488,10 @@ class Run:
                   "systemd.show_status=1",
                   # The guest is a throw-away test VM under TCG: retpolines and RSB filling on
                   # every context switch only cost emulated instructions.
-                  "mitigations=off"]
+                  "mitigations=off",
+                  # systemd >= 256 (trixie): no sshd-over-AF_VSOCK generator (it loads the vsock
+                  # and VMCI modules at every boot); older systemd ignores the option.
+                  "systemd.ssh_auto=0"]
         units = list(BOOT_MASK) + list(mask)
         if self.kernel["channel"] != "9p":
             append.append(f"vmtest.channel={self.kernel['channel']}")
@@ -511,6 +514,9 @@ class Run:
                # The OS disk must be the first virtio-blk device (it becomes /dev/vda).
                "-drive", f"file={self.root},format=qcow2,if=none,id=root,cache=unsafe,discard=unmap",
                "-device", "virtio-blk-pci,drive=root,serial=os-disk",
+               # Entropy from the host: the guest's RNG is ready at once instead of after
+               # ~30-40 s of TCG jitter (systemd 257 waits for it before sysinit.target).
+               "-device", "virtio-rng-pci",
                *self.share_args(out),
                "-device", "virtio-scsi-pci,id=scsi0"]
         for i, d in enumerate(self.disks):
