@@ -38,8 +38,26 @@ stage "host tools and test oracles"
 # instead of skipping.
 need=()
 command -v mdadm >/dev/null || need+=(mdadm)
+command -v python3 >/dev/null || need+=(python3) # vm-tests/harness.py lists the images to build
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 export DBHOST_REQUIRE_ORACLES=1
+
+# The guest images (one per Debian suite the VM suite uses) build in the background while the
+# cargo stages run: on a fresh machine that is minutes of mmdebstrap, mostly waiting on dpkg and
+# the mirror. Each suite's build is cached and locked by scripts/vm-image.sh, so vm-test.sh below
+# finds them done (or waits for the lock). The build gets its own process group, ended with this
+# script whatever happens.
+img_pid=
+if [ "${DBHOST_SKIP_VM:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then
+  img_log=$(mktemp /tmp/dbhost-vm-images.XXXXXX.log)
+  suites=$(python3 vm-tests/harness.py --suites)
+  echo "guest images ($(echo $suites)) building in the background: $img_log"
+  setsid bash -c 't0=$SECONDS; for s in "$@"; do bash scripts/vm-image.sh "$s" || exit 1; done
+    echo "vm-images: all built in $((SECONDS - t0)) s"' vm-images $suites >"$img_log" 2>&1 &
+  img_pid=$!
+fi
+stop_images() { [ -z "$img_pid" ] || kill -- -"$img_pid" 2>/dev/null || true; }
+trap 'stop_images; summary' EXIT
 
 stage "cargo fmt --check"
 cargo fmt --all -- --check
@@ -97,6 +115,17 @@ fi
 if [ "${DBHOST_SKIP_VM:-0}" = 1 ]; then
   echo "DBHOST_SKIP_VM=1: skipping the VM suite"
   exit 0
+fi
+if [ -n "$img_pid" ]; then
+  stage "guest images (waiting for the background build)"
+  if ! wait "$img_pid"; then
+    img_pid=
+    tail -n 60 "$img_log"
+    echo "test-all: building the guest images failed (log: $img_log)" >&2
+    exit 1
+  fi
+  img_pid=
+  grep -E '^## |vm-image: (built|cached)|vm-images:' "$img_log" | sed 's/^/  /'
 fi
 stage "VM suite (scripts/vm-test.sh)"
 DBHOST_BIN="$static_bin" bash scripts/vm-test.sh

@@ -6,9 +6,9 @@
 #   bash scripts/vm-test.sh --list               # names and one-line descriptions
 #
 # Installs what it needs with apt-get (when root and missing), builds the static dbhost binary
-# (scripts/build-static.sh) and the guest image (scripts/vm-image.sh, cached under
-# $DBHOST_VM_CACHE, default /var/cache/dbhost-vm), then runs vm-tests/harness.py. Guests run one
-# at a time under TCG (KVM only if a short probe boot succeeds; DBHOST_VM_ACCEL=tcg|kvm forces).
+# (scripts/build-static.sh) and the guest images the scenarios use (scripts/vm-image.sh SUITE,
+# cached under $DBHOST_VM_CACHE, default /var/cache/dbhost-vm), then runs vm-tests/harness.py.
+# Guests run one at a time under TCG (KVM only if a short probe boot succeeds; DBHOST_VM_ACCEL=tcg|kvm forces).
 # Logs of every run: vm-tests/runs/<scenario>/ (console-N.log, ttyS1-N.log, out-N/, cmd-N.txt).
 # Environment: DBHOST_BIN=path skips the build and uses that binary.
 set -euo pipefail
@@ -58,6 +58,13 @@ if [ -n "$missing" ]; then
   rest=$(echo "$missing" | grep -v '^qemu' || true)
   [ -z "$rest" ] || apt-get install -y -qq --no-install-recommends $rest >&2
 fi
+# Kernels without 9p (Debian's cloud flavour) get the harness's shares over virtiofs. Debian 12's
+# qemu-system-common ships QEMU's own virtiofsd; from QEMU 8 it is the separate virtiofsd package.
+if [ ! -x /usr/lib/qemu/virtiofsd ] && [ ! -x /usr/libexec/virtiofsd ] && ! command -v virtiofsd >/dev/null \
+  && [ "$(id -u)" = 0 ] && apt-cache show virtiofsd >/dev/null 2>&1; then
+  stage "apt-get install virtiofsd"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends virtiofsd >&2
+fi
 
 stage "self-test of the harness checks"
 python3 vm-tests/selftest.py
@@ -68,10 +75,14 @@ else
   stage "static dbhost binary"
   bin=$(bash scripts/build-static.sh | tail -n1)
 fi
-stage "guest image"
-img=$(bash scripts/vm-image.sh | tail -n1)
+# One image per Debian suite the selected scenarios use (bookworm, trixie).
+images=()
+for suite in $(python3 vm-tests/harness.py --suites "$@"); do
+  stage "guest image ($suite)"
+  images+=(--image "$(bash scripts/vm-image.sh "$suite" | tail -n1)")
+done
 stage "scenarios"
 rc=0
-python3 vm-tests/harness.py --image "$img" --dbhost "$bin" "$@" || rc=$?
+python3 vm-tests/harness.py "${images[@]}" --dbhost "$bin" "$@" || rc=$?
 stage "done (exit $rc)"
 exit $rc

@@ -2,7 +2,8 @@
 """vm-tests harness: boots Debian guests in QEMU with cloud-like data disks and runs dbhost.
 
 Python 3 standard library only. Entry point: scripts/vm-test.sh (builds the static binary and the
-guest image, then runs `harness.py --image DIR --dbhost BIN [SCENARIO...]`).
+guest image, then runs `harness.py --image DIR [--image DIR...] --dbhost BIN [SCENARIO...]`;
+one --image per Debian suite the scenarios use, see `--suites`).
 
 A scenario (vm-tests/scenarios/<name>.py, a module-level SCENARIO = Scenario(...)) declares
   * disks: Disk(name, size, bus=scsi|nvme|virtio, lun, serial, cache, bps, iops, block_size, ...)
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import importlib.util
 import json
@@ -175,6 +177,11 @@ class Scenario:
     instance_id: str = "i-vmtest-1"
     hostname: str = "dbhost-vm"
     variant: str = "base"  # base (no mdadm) | mdadm
+    # Which guest: the Debian suite of the image (bookworm: kernel 6.1, MariaDB 10.11,
+    # PostgreSQL 15; trixie: kernel 6.12, MariaDB 11.8, PostgreSQL 17) and the kernel flavour
+    # booted on it (generic | cloud: Debian's linux-image-cloud-amd64; same root file system).
+    image: str = "bookworm"
+    kernel: str = "generic"
     memory_mb: int = 2048  # the database runs with dbhost's tuning: half the RAM for its cache
     mask: list = field(default_factory=list)  # units masked (systemd.mask=) on every boot
     profiles: dict = field(default_factory=dict)  # extra profile files: name -> TOML text
@@ -183,6 +190,21 @@ class Scenario:
 
 # --------------------------------------------------------------------------------------------
 # Helpers usable by scenarios
+
+
+GUEST_DEFAULTS = {"image": "bookworm", "kernel": "generic"}
+
+
+def on_guest(sc: Scenario, name: Optional[str] = None, **fields) -> Scenario:
+    """The same scenario on another guest (image=..., kernel=...; also variant=, and suite= for
+    whether the copy runs in the suite), named NAME or `<name>-<image>-<kernel>` (only the values
+    that differ from GUEST_DEFAULTS). A scenario module lists such copies in VARIANTS = [...]
+    beside SCENARIO."""
+    bad = set(fields) - {"image", "kernel", "variant", "suite"}
+    if bad:
+        raise ValueError(f"on_guest: not a guest field: {sorted(bad)}")
+    tags = [fields[k] for k in GUEST_DEFAULTS if fields.get(k, GUEST_DEFAULTS[k]) != GUEST_DEFAULTS[k]]
+    return dataclasses.replace(sc, name=name or "-".join([sc.name, *tags]), **fields)
 
 
 def dbhost_runcmd(args: str, name: str) -> str:
@@ -327,6 +349,7 @@ class Run:
         self.hostname = sc.hostname
         self.timings: dict = {}
         self.root = self.dir / "root.qcow2"
+        self.kernel: dict = {}  # kernels.json entry of sc.kernel (prepare)
 
     # paths
     def disk_path(self, d: Disk) -> Path:
@@ -339,6 +362,7 @@ class Run:
         if self.dir.exists():
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
+        self.kernel = kernel_info(self.image, self.sc.kernel)
         base = self.image / ("root.img" if self.sc.variant == "base" else f"root-{self.sc.variant}.img")
         if not base.is_file():
             raise ScenarioFailure(f"guest image {base} missing (run scripts/vm-image.sh)")
@@ -467,8 +491,13 @@ class Run:
                   "systemd.show_status=1",
                   # The guest is a throw-away test VM under TCG: retpolines and RSB filling on
                   # every context switch only cost emulated instructions.
-                  "mitigations=off"]
+                  "mitigations=off",
+                  # systemd >= 256 (trixie): no sshd-over-AF_VSOCK generator (it loads the vsock
+                  # and VMCI modules at every boot); older systemd ignores the option.
+                  "systemd.ssh_auto=0"]
         units = list(BOOT_MASK) + list(mask)
+        if self.kernel["channel"] != "9p":
+            append.append(f"vmtest.channel={self.kernel['channel']}")
         if not self.cloud_init_runs(boot):
             units += CLOUD_INIT_UNITS
             # also makes its systemd generator skip ds-identify (seconds of shell under TCG)
@@ -483,12 +512,15 @@ class Run:
                "-serial", f"file:{self.dir}/console-{self.boot_no}.log",
                "-serial", f"file:{self.dir}/ttyS1-{self.boot_no}.log",
                "-qmp", f"unix:{self.dir}/qmp.sock,server=on,wait=off",
-               "-kernel", str(img / "vmlinuz"), "-initrd", str(img / "initrd.img"), "-append", " ".join(append),
+               "-kernel", str(img / self.kernel["vmlinuz"]), "-initrd", str(img / self.kernel["initrd"]),
+               "-append", " ".join(append),
                # The OS disk must be the first virtio-blk device (it becomes /dev/vda).
                "-drive", f"file={self.root},format=qcow2,if=none,id=root,cache=unsafe,discard=unmap",
                "-device", "virtio-blk-pci,drive=root,serial=os-disk",
-               "-virtfs", f"local,path={self.dir / 'job'},mount_tag=vmjob,security_model=none,readonly=on,id=vmjob",
-               "-virtfs", f"local,path={out},mount_tag=vmout,security_model=none,id=vmout",
+               # Entropy from the host: the guest's RNG is ready at once instead of after
+               # ~30-40 s of TCG jitter (systemd 257 waits for it before sysinit.target).
+               "-device", "virtio-rng-pci",
+               *self.share_args(out),
                "-device", "virtio-scsi-pci,id=scsi0"]
         for i, d in enumerate(self.disks):
             cmd += self.drive_args(d, i)
@@ -496,6 +528,59 @@ class Run:
         if iso:
             cmd += ["-drive", f"file={iso},format=raw,media=cdrom,if=ide,readonly=on"]
         return cmd
+
+    def shares(self, out: Path) -> list:
+        """(tag, host directory) of the job and result shares."""
+        return [("vmjob", self.dir / "job"), ("vmout", out)]
+
+    def share_args(self, out: Path) -> list:
+        if self.kernel["channel"] == "9p":
+            args = []
+            for tag, path in self.shares(out):
+                ro = ",readonly=on" if tag == "vmjob" else ""
+                args += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none{ro},id={tag}"]
+            return args
+        # virtiofs (a kernel without 9p): one virtiofsd per share (started by _run_guest); the
+        # guest's memory must be shared with them.
+        args = ["-object", f"memory-backend-memfd,id=mem,size={self.sc.memory_mb}M,share=on",
+                "-numa", "node,memdev=mem"]
+        for tag, _path in self.shares(out):
+            args += ["-chardev", f"socket,id=vfs-{tag},path={self.dir / f'vfs-{tag}.sock'}",
+                     "-device", f"vhost-user-fs-pci,chardev=vfs-{tag},tag={tag}"]
+        return args
+
+    @contextlib.contextmanager
+    def virtiofsd(self, out: Path):
+        """Run one virtiofsd per share while the guest runs (only for the virtiofs channel); they
+        are stopped by their process objects whatever happens."""
+        procs = []
+        try:
+            if self.kernel["channel"] == "virtiofs":
+                exe = find_virtiofsd()
+                for tag, path in self.shares(out):
+                    sock = self.dir / f"vfs-{tag}.sock"
+                    if sock.exists():
+                        sock.unlink()
+                    logf = open(self.dir / f"virtiofsd-{tag}-{self.boot_no}.log", "w")
+                    procs.append(subprocess.Popen([exe, f"--socket-path={sock}", "-o", f"source={path}",
+                                                   "-o", "cache=none"], stdin=subprocess.DEVNULL, stdout=logf,
+                                                  stderr=subprocess.STDOUT))
+                    logf.close()
+                    deadline = time.monotonic() + 30
+                    while not sock.exists():
+                        if procs[-1].poll() is not None or time.monotonic() > deadline:
+                            raise ScenarioFailure(f"virtiofsd for {tag} did not start (see {logf.name})")
+                        time.sleep(0.1)
+            yield
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
 
     # ------------------------------------------------------------------ one boot
     def boot(self, b: Boot):
@@ -524,7 +609,7 @@ class Run:
         if qmp_path.exists():
             qmp_path.unlink()
         tty1 = self.dir / f"ttyS1-{n}.log"
-        with one_guest():
+        with one_guest(), self.virtiofsd(out):
             self._run_guest(b, n, cmd, qmp_path, tty1, out)
 
     def _run_guest(self, b: Boot, n: int, cmd: list, qmp_path: Path, tty1: Path, out: Path):
@@ -662,6 +747,39 @@ class Run:
 
 
 # --------------------------------------------------------------------------------------------
+# Guest images (scripts/vm-image.sh SUITE): one directory per Debian suite, each with its kernel
+# flavours in kernels.json.
+
+
+def image_suite(image: Path) -> str:
+    """The Debian suite of an image directory (images made before suites were named: bookworm)."""
+    f = image / "suite"
+    return f.read_text().strip() if f.is_file() else "bookworm"
+
+
+def kernel_info(image: Path, kernel: str) -> dict:
+    """vmlinuz, initrd and job channel ("9p" or "virtiofs") of a kernel flavour of an image."""
+    f = image / "kernels.json"
+    kernels = json.loads(f.read_text()) if f.is_file() else {
+        "generic": {"vmlinuz": "vmlinuz", "initrd": "initrd.img", "channel": "9p"}}
+    if kernel not in kernels:
+        raise ScenarioFailure(f"image {image} has no {kernel!r} kernel (it has: {', '.join(kernels)}); "
+                              f"rebuild it with scripts/vm-image.sh")
+    return kernels[kernel]
+
+
+def find_virtiofsd() -> str:
+    """QEMU 7.2's C virtiofsd (Debian 12: qemu-system-common) or the Rust one (Debian 13:
+    package virtiofsd); $DBHOST_VIRTIOFSD names another. Both take the options used here."""
+    for c in [os.environ.get("DBHOST_VIRTIOFSD"), "/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd",
+              shutil.which("virtiofsd")]:
+        if c and os.access(c, os.X_OK):
+            return c
+    raise ScenarioFailure("virtiofsd not found (a kernel without 9p needs it: Debian 12's qemu-system-common "
+                          "ships /usr/lib/qemu/virtiofsd, Debian 13 has the virtiofsd package)")
+
+
+# --------------------------------------------------------------------------------------------
 # Acceleration: TCG unless a short KVM probe boot succeeds (KVM guests hang on some hosts).
 
 
@@ -726,7 +844,8 @@ def load_scenarios() -> dict:
         sc = getattr(mod, "SCENARIO", None)
         if sc is None:
             continue
-        out[sc.name] = sc
+        for v in [sc] + list(getattr(mod, "VARIANTS", [])):
+            out[v.name] = v
     return out
 
 
@@ -740,32 +859,45 @@ def main() -> int:
     signal.signal(signal.SIGHUP, _terminate)
     sys.path.insert(0, str(HERE))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--image", type=Path, help="guest image dir (from scripts/vm-image.sh)")
+    ap.add_argument("--image", type=Path, action="append", default=[],
+                    help="guest image dir (from scripts/vm-image.sh SUITE); once per suite")
     ap.add_argument("--dbhost", type=Path, help="static dbhost binary")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
+    ap.add_argument("--suites", action="store_true",
+                    help="print the Debian suites (images) the selected scenarios need, one a line, and exit")
     ap.add_argument("scenarios", nargs="*")
     a = ap.parse_args()
     scenarios = load_scenarios()
     if a.list:
         for sc in scenarios.values():
-            print(f"{sc.name:16} {'' if sc.suite else '(not in the suite) '}{sc.description}")
+            guest = "" if (sc.image, sc.kernel) == tuple(GUEST_DEFAULTS.values()) else f"[{sc.image}, {sc.kernel} kernel] "
+            print(f"{sc.name:16} {'' if sc.suite else '(not in the suite) '}{guest}{sc.description}")
         return 0
     names = a.scenarios or [n for n, sc in scenarios.items() if sc.suite]
     unknown = [n for n in names if n not in scenarios]
     if unknown:
         print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(scenarios)}", file=sys.stderr)
         return 2
+    if a.suites:
+        print("\n".join(dict.fromkeys(scenarios[n].image for n in names)))
+        return 0
     if not a.image or not a.dbhost:
         print("--image and --dbhost are required (scripts/vm-test.sh provides them)", file=sys.stderr)
         return 2
+    images = {image_suite(d): d for d in a.image}
+    missing = sorted({scenarios[n].image for n in names} - set(images))
+    if missing:
+        print(f"no image given for suite(s) {', '.join(missing)} (scripts/vm-image.sh SUITE builds one)",
+              file=sys.stderr)
+        return 2
     RUNS.mkdir(parents=True, exist_ok=True)
-    accel = choose_accel(a.image, a.image.parent)
+    accel = choose_accel(a.image[0], a.image[0].parent)
     results = []
     t_suite = time.monotonic()
     for name in names:
         sc = scenarios[name]
         log(f"--- {name}: {sc.description}")
-        run = Run(sc, a.image, a.dbhost, accel)
+        run = Run(sc, images[sc.image], a.dbhost, accel)
         t0 = time.monotonic()
         err = None
         try:

@@ -26,6 +26,9 @@ PRELUDE = r"""
 DBHOST=/usr/local/sbin/dbhost
 ST=/var/lib/mdvm
 mkdir -p "$ST"
+# The job starts after multi-user.target, which does not wait for udev's coldplug queue: on
+# trixie (systemd 257) a data disk's by-id link was still missing at that point. Bounded wait.
+udevadm settle --timeout=60
 # dev_of SERIAL: the stable /dev/disk/by-id path of the data disk with that serial.
 dev_of() {
   local p

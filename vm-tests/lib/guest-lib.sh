@@ -19,9 +19,11 @@ _json_str() { # JSON-escape $1 in bash: python3 would cost a second or two per c
   printf '"%s"\n' "$s"
 }
 
-# check NAME COMMAND...: run COMMAND, record pass/fail with its (truncated) output.
+# check NAME COMMAND...: run COMMAND, record pass/fail with its (truncated) output. A scenario
+# that proves several claims sets VMTEST_CLAIM=<claim> before each claim's checks: their names
+# then start with "[<claim>] ".
 check() {
-  local name=$1; shift
+  local name=${VMTEST_CLAIM:+[$VMTEST_CLAIM] }$1; shift
   local outp rc
   outp=$("$@" 2>&1); rc=$?
   local ok=true; [ $rc -eq 0 ] || ok=false

@@ -103,6 +103,20 @@ def tools_job() -> str:
     return files_job(write_files())
 
 
+def moved_job(rows: int, before: str, after: str) -> str:
+    """Bash after a move of MariaDB onto the array: it serves /datadrive/mysql from the md device,
+    every table's checksum (dbsum into $VMTEST_OUT/AFTER) equals $VMTEST_OUT/BEFORE, shop.orders
+    has ROWS rows."""
+    return f"""
+check "MariaDB is active" systemctl is-active mariadb
+check "datadir is /datadrive/mysql" test "$(mariadb -Nse 'SELECT @@datadir')" = /datadrive/mysql/
+check "/datadrive is on the md array" sh -c 'findmnt -no SOURCE -T /datadrive/mysql | grep -q "^/dev/md"'
+/usr/local/bin/dbsum >"$VMTEST_OUT/{after}" 2>&1
+check "CHECKSUM TABLE identical after apply" cmp "$VMTEST_OUT/{before}" "$VMTEST_OUT/{after}"
+check "row count" test "$(mariadb -Nse 'SELECT COUNT(*) FROM shop.orders')" = {rows}
+"""
+
+
 def run_dbhost(args: str, name: str) -> str:
     """Bash for a job: run dbhost, keep NAME.out, NAME.err, NAME.rc in the results."""
     o = f"$VMTEST_OUT/{name}"

@@ -52,7 +52,7 @@ mysql -Nse 'SELECT @@server_id' >"$o/server_id.txt"
 mysql -Nse 'SELECT @@datadir' >"$o/datadir.txt"
 """
 
-BOOT1 = r"""
+BOOT1_SETUP = r"""
 o=$VMTEST_OUT
 check "cloud-init ran dbhost apply (example user-data), exit 0" \
   grep -q "dbhost apply exited with status 0" /var/log/cloud-init-output.log
@@ -65,7 +65,11 @@ mysql -e "$SQL"
 dd=$(cat "$o/datadir.txt")
 check "datadir on the array (/datadrive)" sh -c "case '$dd' in /datadrive/*) true;; *) false;; esac"
 check "md array dbdata" test -e /dev/md/dbdata
+"""
 
+# Plant secrets of many kinds and MySQL-like identity files into a guest whose MariaDB datadir
+# is $dd; the host scans the capture for every string in secrets.tsv.
+PLANT_SECRETS = r"""
 # ---- plant secrets: one unique string per kind, recorded (kind<TAB>string) for the host scan
 tag=$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 : >"$o/secrets.tsv"
@@ -116,7 +120,10 @@ chown mysql:mysql "$dd/auto.cnf"
 printf '33\nmysql-bin.000001\n4\nsource.example\nrepl\n%s\n3306\n' "$(sec master-info)" >"$dd/master.info"
 chown mysql:mysql "$dd/master.info"
 check "at least 15 kinds of secrets planted" test "$(cut -f1 "$o/secrets.tsv" | sort -u | wc -l)" -ge 15
+"""
 
+# generalize from the job (cloud-init writes its semaphores back after runcmd), with $PROFILE.
+GENERALIZE = r"""
 # ---- generalize (from the job: cloud-init writes its semaphores back after runcmd)
 dbhost generalize --dry-run --profile "$PROFILE" >"$o/generalize-dry.txt" 2>&1
 dbhost generalize --yes --profile "$PROFILE" --output json >"$o/generalize.json" 2>"$o/generalize.err"
@@ -129,6 +136,8 @@ check "MariaDB stopped by generalize" sh -c '! systemctl is-active mariadb'
 check "first-boot armed" test -e /var/lib/dbhost/generalized
 sync
 """
+
+BOOT1 = BOOT1_SETUP + PLANT_SECRETS + GENERALIZE
 
 BOOT2 = r"""
 o=$VMTEST_OUT

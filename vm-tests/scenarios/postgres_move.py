@@ -122,43 +122,74 @@ def check_reboot(run, out):
 
 PSQL = "runuser -u postgres -- psql -X -A -t -q"
 
-# What roomsy has cloud-init do, done by the job: cloud-init running `dbhost apply` is covered by
-# roomsy (and capture-redeploy); here it would only add a minute of TCG.
-SETUP = files_job([{"path": "/usr/local/bin/pgsum", "permissions": "0755", "content": PGSUM},
-                   {"path": "/usr/local/bin/pgload", "permissions": "0755", "content": PGLOAD}])
-SETUP += f"""
-systemctl start postgresql@15-main
+
+def tools_job() -> str:
+    """Bash for a job: install pgsum and pgload."""
+    return files_job([{"path": "/usr/local/bin/pgsum", "permissions": "0755", "content": PGSUM},
+                      {"path": "/usr/local/bin/pgload", "permissions": "0755", "content": PGLOAD}])
+
+
+def setup_job(ver: str, profile: str = PROFILE) -> str:
+    """Bash: start cluster VER/main, load it, hash it (sum-before.txt), apply PROFILE (apply1.*)."""
+    return tools_job() + f"""
+systemctl start postgresql@{ver}-main
 t0=$(date +%s); /usr/local/bin/pgload {ROWS} {DOCS} >{OUT}/load.log 2>&1; echo $(( $(date +%s) - t0 )) >{OUT}/load.s
 /usr/local/bin/pgsum >{OUT}/sum-before.txt 2>&1
-t0=$(date +%s); {dbhost_runcmd(f'apply --profile {PROFILE} --yes --output json', 'apply1')}; echo $(( $(date +%s) - t0 )) >{OUT}/apply1.s
+t0=$(date +%s); {dbhost_runcmd(f'apply --profile {profile} --yes --output json', 'apply1')}; echo $(( $(date +%s) - t0 )) >{OUT}/apply1.s
 """
 
-JOB1 = SETUP + f"""
+
+def moved_job(ver: str, profile: str = PROFILE) -> str:
+    """Bash after the apply of setup_job: where PostgreSQL VER serves from, what dbhost changed
+    and kept, the data (sum-after.txt), and a second apply (apply2.*)."""
+    conf = f"/etc/postgresql/{ver}/main/postgresql.conf"
+    return f"""
 cd /
-echo "load_s=$(cat $VMTEST_OUT/load.s) apply_s=$(cat $VMTEST_OUT/apply1.s) mb={MB} rows={ROWS} docs={DOCS}" >"$VMTEST_OUT/timing.txt"
-du -sm {NEW} >"$VMTEST_OUT/du.txt" 2>&1
 check "apply exited 0" test "$(cat $VMTEST_OUT/apply1.rc)" = 0
-check "postgresql@15-main is active" systemctl is-active postgresql@15-main
+check "postgresql@{ver}-main is active" systemctl is-active postgresql@{ver}-main
 check "data_directory is {NEW}" test "$({PSQL} -c 'SHOW data_directory')" = {NEW}
 check "{NEW} is on the md array" sh -c 'findmnt -no SOURCE -T {NEW} | grep -q "^/dev/md"'
-check "postgresql.conf names {NEW}" grep -Eq "^data_directory = '{NEW}'" /etc/postgresql/15/main/postgresql.conf
-check "postgresql.conf still owned by postgres" test "$(stat -c %U:%G /etc/postgresql/15/main/postgresql.conf)" = postgres:postgres
-check "undo bundle holds postgresql.conf" sh -c 'for b in /var/lib/dbhost/undo/*/bundle.tar.gz; do tar -tzf "$b"; done | grep -q "etc/postgresql/15/main/postgresql.conf"'
-check "RequiresMountsFor drop-in" sh -c 'systemctl show -p RequiresMountsFor postgresql@15-main | grep -q {NEW}'
-check "old datadir kept, renamed" sh -c 'test -f /var/lib/postgresql/15/main.dbhost-old-*/PG_VERSION && ! test -e /var/lib/postgresql/15/main'
+check "postgresql.conf names {NEW}" grep -Eq "^data_directory = '{NEW}'" {conf}
+check "postgresql.conf still owned by postgres" test "$(stat -c %U:%G {conf})" = postgres:postgres
+check "undo bundle holds postgresql.conf" sh -c 'for b in /var/lib/dbhost/undo/*/bundle.tar.gz; do tar -tzf "$b"; done | grep -q "{conf.lstrip('/')}"'
+check "RequiresMountsFor drop-in" sh -c 'systemctl show -p RequiresMountsFor postgresql@{ver}-main | grep -q {NEW}'
+check "old datadir kept, renamed" sh -c 'test -f /var/lib/postgresql/{ver}/main.dbhost-old-*/PG_VERSION && ! test -e /var/lib/postgresql/{ver}/main'
 check "the TOAST table holds the docs" test "$({PSQL} -d shop -c "SELECT pg_relation_size(reltoastrelid) > 4 * 1024 * {DOCS} FROM pg_class WHERE relname = 'docs'")" = t
 /usr/local/bin/pgsum >"$VMTEST_OUT/sum-after.txt" 2>&1
 check "table hashes identical after apply" cmp "$VMTEST_OUT/sum-before.txt" "$VMTEST_OUT/sum-after.txt"
 check "orders row count" test "$({PSQL} -d shop -c 'SELECT count(*) FROM orders')" = {ROWS}
 check "docs row count" test "$({PSQL} -d shop -c 'SELECT count(*) FROM docs')" = {DOCS}
 check "index scan works" test "$({PSQL} -d shop -c "SET enable_seqscan = off; SELECT id FROM orders WHERE item = 'item-{ROWS}'")" = {ROWS}
-dbhost apply --profile {PROFILE} --yes --output json >"$VMTEST_OUT/apply2.out" 2>"$VMTEST_OUT/apply2.err"; echo $? >"$VMTEST_OUT/apply2.rc"
+dbhost apply --profile {profile} --yes --output json >"$VMTEST_OUT/apply2.out" 2>"$VMTEST_OUT/apply2.err"; echo $? >"$VMTEST_OUT/apply2.rc"
 check "second apply exited 0" test "$(cat $VMTEST_OUT/apply2.rc)" = 0
+cp {conf} "$VMTEST_OUT/postgresql.conf"
+cp -r /etc/postgresql/{ver}/main/conf.d "$VMTEST_OUT/conf.d" 2>/dev/null || true
+"""
+
+
+def rebooted_job(ver: str) -> str:
+    """Bash at a later boot from the same disks: PostgreSQL VER up on the moved datadir, its
+    data (sum-reboot.txt)."""
+    return f"""
+cd /
+wait_until 120 systemctl is-active postgresql@{ver}-main
+check "PostgreSQL is active after reboot" systemctl is-active postgresql@{ver}-main
+check "data_directory still {NEW}" test "$({PSQL} -c 'SHOW data_directory')" = {NEW}
+/usr/local/bin/pgsum >"$VMTEST_OUT/sum-reboot.txt" 2>&1
+check "pgsum after reboot ran" test -s "$VMTEST_OUT/sum-reboot.txt"
+"""
+
+
+# What roomsy has cloud-init do, done by the job: cloud-init running `dbhost apply` is covered by
+# roomsy (and capture-redeploy); here it would only add a minute of TCG.
+JOB1 = setup_job("15") + f"""
+cd /
+echo "load_s=$(cat $VMTEST_OUT/load.s) apply_s=$(cat $VMTEST_OUT/apply1.s) mb={MB} rows={ROWS} docs={DOCS}" >"$VMTEST_OUT/timing.txt"
+du -sm {NEW} >"$VMTEST_OUT/du.txt" 2>&1
+""" + moved_job("15") + """
 dbhost status >"$VMTEST_OUT/status.txt" 2>&1
 cat /proc/mdstat >"$VMTEST_OUT/mdstat.txt"
 cp /etc/fstab "$VMTEST_OUT/fstab.txt"
-cp /etc/postgresql/15/main/postgresql.conf "$VMTEST_OUT/postgresql.conf"
-cp -r /etc/postgresql/15/main/conf.d "$VMTEST_OUT/conf.d" 2>/dev/null || true
 next_boot reboot
 """
 
@@ -167,12 +198,8 @@ cd /
 check "mdadm is absent" sh -c '! command -v mdadm && ! test -e /sbin/mdadm'
 check "array assembled at boot" grep -q "active raid0" /proc/mdstat
 check "/datadrive mounted from md" sh -c 'findmnt -no SOURCE /datadrive | grep -q "^/dev/md"'
-wait_until 120 systemctl is-active postgresql@15-main
-check "PostgreSQL is active after reboot" systemctl is-active postgresql@15-main
-check "data_directory still {NEW}" test "$({PSQL} -c 'SHOW data_directory')" = {NEW}
+""" + rebooted_job("15") + f"""
 check "tuning in effect after the restart" test "$({PSQL} -c 'SHOW random_page_cost')" = 1.1
-/usr/local/bin/pgsum >"$VMTEST_OUT/sum-reboot.txt" 2>&1
-check "pgsum after reboot ran" test -s "$VMTEST_OUT/sum-reboot.txt"
 dbhost apply --profile {PROFILE} --yes --output json >"$VMTEST_OUT/apply3.out" 2>"$VMTEST_OUT/apply3.err"; echo $? >"$VMTEST_OUT/apply3.rc"
 check "apply after reboot exited 0" test "$(cat $VMTEST_OUT/apply3.rc)" = 0
 dbhost status >"$VMTEST_OUT/status.txt" 2>&1

@@ -57,16 +57,22 @@ def tune_cmd(profile: str) -> str:
     return f"dbhost --output json tune --profile {profile}"
 
 
-# Live database values of every Database knob, from the running server.
+# Live database values of every Database knob, from the running server:
+# dbvars.py TUNE.json OUT.json [mariadb|postgresql].
 DBVARS = r"""
 import json, subprocess, sys
 t = json.load(open(sys.argv[1]))
+engine = sys.argv[3] if len(sys.argv) > 3 else "mariadb"
+def query(var):
+    if engine == "postgresql":
+        return ["runuser", "-u", "postgres", "--", "psql", "-XAtqc", f"SHOW {var}"]
+    return ["mariadb", "-N", "-B", "-e", f"SELECT @@GLOBAL.{var}"]
 out = {}
 for k in t["report"]["knobs"]:
     tg = k["target"]
     if tg.get("kind") == "database":
         var = tg["variable"]
-        p = subprocess.run(["mariadb", "-N", "-B", "-e", f"SELECT @@GLOBAL.{var}"], capture_output=True, text=True)
+        p = subprocess.run(query(var), capture_output=True, text=True, cwd="/")
         out[var] = p.stdout.strip() if p.returncode == 0 else "ERROR " + p.stderr.strip()
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 """

@@ -32,12 +32,8 @@ pub fn build(profile: &Profile, plan: &Plan, opts: &BuildOptions) -> Result<Vec<
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
     if let Some(db) = &plan.database {
         let device_bytes = match &plan.array {
-            Some(a) => a.usable_bytes.unwrap_or(u64::MAX),
-            None => plan
-                .members
-                .first()
-                .map(|m| m.size_bytes)
-                .unwrap_or(u64::MAX),
+            Some(a) => a.usable_bytes,
+            None => plan.members.first().map(|m| m.size_bytes),
         };
         steps.push(Box::new(super::db::RoomStep {
             engine: super::db::engine_of(&db.engine),

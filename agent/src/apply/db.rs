@@ -267,8 +267,9 @@ pub struct RoomStep {
     pub engine: Option<Engine>,
     pub target: PathBuf,
     pub mount_point: String,
-    /// Usable bytes of the device the filesystem goes on.
-    pub device_bytes: u64,
+    /// Usable bytes of the device the filesystem goes on; `None` when the plan cannot know them
+    /// (an array to adopt: its size is read once it is assembled, and its filesystem exists).
+    pub device_bytes: Option<u64>,
 }
 
 /// Space a fresh filesystem keeps for itself (log, metadata): 5 % plus 64 MiB, generously.
@@ -281,10 +282,13 @@ impl Step for RoomStep {
         "db.room".into()
     }
     fn describe(&self) -> String {
-        format!(
-            "check the datadir fits on the new {} MiB device before touching any disk",
-            self.device_bytes >> 20
-        )
+        match self.device_bytes {
+            Some(b) => format!(
+                "check the datadir fits on the new {} MiB device before touching any disk",
+                b >> 20
+            ),
+            None => "check the datadir fits on the data device before touching any disk".into(),
+        }
     }
     fn observe(&self, cx: &mut ApplyCx<'_>) -> Result<Observation> {
         let Some(engine) = self.engine else {
@@ -313,9 +317,14 @@ impl Step for RoomStep {
         let (alloc, _, files) = crate::db::copy::source_usage(&src)
             .with_context(|| format!("measuring the datadir {}", inst.datadir.display()))?;
         let (needed, _) = crate::db::copy::room_needed(alloc, None, 0);
-        let available = self
-            .device_bytes
-            .saturating_sub(fs_overhead(self.device_bytes));
+        let Some(device_bytes) = self.device_bytes else {
+            return Ok(Observation::Done(format!(
+                "{} MiB needed; the device's size is known once the array is assembled \
+                 (db.preflight checks free space on the mounted filesystem)",
+                needed >> 20
+            )));
+        };
+        let available = device_bytes.saturating_sub(fs_overhead(device_bytes));
         if needed > available {
             return Ok(Observation::Conflict(format!(
                 "the datadir {} needs {} MiB ({} files, {} MiB allocated + margin) but the new filesystem on the data disks would offer about {} MiB; attach larger or more disks. Nothing was written",
@@ -447,14 +456,28 @@ mod tests {
         };
         // 4 MiB + 64 MiB margin does not fit on 100 MiB less overhead (69 MiB)...
         assert!(matches!(
-            step(100 << 20).observe(&mut cx).unwrap(),
+            step(Some(100 << 20)).observe(&mut cx).unwrap(),
             Observation::Conflict(_)
         ));
         // ...but fits on 1 GiB.
         assert!(matches!(
-            step(1 << 30).observe(&mut cx).unwrap(),
+            step(Some(1 << 30)).observe(&mut cx).unwrap(),
             Observation::Done(_)
         ));
+        assert!(step(Some(1 << 30))
+            .describe()
+            .contains("new 1024 MiB device"));
+        // An array to adopt: no size before it is assembled; nothing to refuse, and no
+        // made-up size in the plan (it said 17592186044415 MiB).
+        let unknown = step(None);
+        assert_eq!(
+            unknown.describe(),
+            "check the datadir fits on the data device before touching any disk"
+        );
+        match unknown.observe(&mut cx).unwrap() {
+            Observation::Done(d) => assert!(d.contains("known once the array is assembled"), "{d}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
