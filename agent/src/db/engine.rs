@@ -158,9 +158,10 @@ pub fn parse_cnf_text(text: &str) -> Vec<CnfLine> {
             }
             continue;
         }
+        let l = cut_comment(l);
         let (k, v) = match l.split_once('=') {
-            Some((k, v)) => (k.trim(), Some(strip_value(v))),
-            None => (l, None),
+            Some((k, v)) => (k.trim(), Some(cnf_value(v))),
+            None => (l.trim(), None),
         };
         out.push(CnfLine::Setting {
             group: group.clone(),
@@ -172,21 +173,68 @@ pub fn parse_cnf_text(text: &str) -> Vec<CnfLine> {
     out
 }
 
-fn strip_value(v: &str) -> String {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if v.len() >= 2 && v.starts_with(q) {
-            if let Some(end) = v[1..].find(q) {
-                return v[1..1 + end].to_string();
+/// An option line without its comment, as the server reads it (mysys `my_default.c`): the
+/// first `#` outside single or double quotes starts the comment (`\` escapes a quote inside
+/// quotes).
+fn cut_comment(l: &str) -> &str {
+    let mut quote = None;
+    let mut escaped = false;
+    for (i, c) in l.char_indices() {
+        if (c == '\'' || c == '"') && !escaped {
+            match quote {
+                None => quote = Some(c),
+                Some(q) if q == c => quote = None,
+                Some(_) => {}
             }
         }
+        if quote.is_none() && c == '#' {
+            return &l[..i];
+        }
+        escaped = quote.is_some() && c == '\\' && !escaped;
     }
-    // an unquoted value ends at an inline comment
-    let v = match v.find(" #") {
-        Some(i) => &v[..i],
-        None => v,
-    };
-    v.trim().to_string()
+    l
+}
+
+/// A value as the server reads it: trimmed; one pair of matching quotes around it removed;
+/// the escapes `\n \t \r \b \s \" \' \\` decoded (any other backslash is kept).
+fn cnf_value(v: &str) -> String {
+    let mut v = v.trim();
+    for q in ['"', '\''] {
+        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+            v = &v[1..v.len() - 1];
+            break;
+        }
+    }
+    let mut out = String::with_capacity(v.len());
+    let mut it = v.chars().peekable();
+    while let Some(c) = it.next() {
+        let next = if c == '\\' { it.peek().copied() } else { None };
+        let decoded = match next {
+            Some('n') => '\n',
+            Some('t') => '\t',
+            Some('r') => '\r',
+            Some('b') => '\u{8}',
+            Some('s') => ' ',
+            Some(e @ ('"' | '\'' | '\\')) => e,
+            _ => {
+                out.push(c);
+                continue;
+            }
+        };
+        it.next();
+        out.push(decoded);
+    }
+    out
+}
+
+/// A value written so the server reads it back unchanged: quoted, with `\` and `"` escaped,
+/// when it holds a character the option-file syntax gives a meaning (`#`, quotes, `\`,
+/// surrounding whitespace); plain otherwise.
+fn cnf_quote(v: &str) -> String {
+    if !v.is_empty() && v.trim() == v && !v.contains(['#', '"', '\'', '\\']) {
+        return v.to_string();
+    }
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 fn read_cnf(host: &Host, abs: &Path, cnf: &mut Cnf, depth: usize) -> Result<()> {
@@ -384,63 +432,115 @@ fn discover_mysql(host: &Host, exec: &dyn Exec, engine: Engine, ask: bool) -> Re
     Ok(inst)
 }
 
-/// Value of `key` in a postgresql.conf text (last active assignment wins): (value, line).
-pub fn pg_conf_value(text: &str, key: &str) -> Option<(String, usize)> {
-    let mut found = None;
-    for (i, raw) in text.lines().enumerate() {
-        let l = raw.trim();
-        if l.starts_with('#') {
-            continue;
-        }
-        let Some((k, v)) = l
-            .split_once('=')
-            .or_else(|| l.split_once(char::is_whitespace))
-        else {
-            continue;
-        };
-        if k.trim() != key {
-            continue;
-        }
-        let v = v.trim();
-        let val = if let Some(rest) = v.strip_prefix('\'') {
-            rest.split('\'').next().unwrap_or("").to_string()
-        } else {
-            v.split(|c: char| c == '#' || c.is_whitespace())
-                .next()
-                .unwrap_or("")
-                .to_string()
-        };
-        found = Some((val, i + 1));
+/// The name of a `name [=] value` line of postgresql.conf and the rest after the separator
+/// (PostgreSQL's guc-file.l: a name is letters, digits, `_` and `.`, not starting with a
+/// digit); `None` for comments, blank lines and lines that are no assignment.
+fn pg_conf_name(line: &str) -> Option<(&str, &str)> {
+    let l = line.trim_start();
+    let end = l
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(l.len());
+    let (name, rest) = l.split_at(end);
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
     }
-    found
+    let after = rest.trim_start();
+    let value = match after.strip_prefix('=') {
+        Some(v) => v,
+        None if after.len() < rest.len() => after,
+        None => return None,
+    };
+    Some((name, value.trim_start()))
+}
+
+/// A value as PostgreSQL reads it: a quoted string (`''` and backslash escapes decoded) or an
+/// unquoted word, ending at whitespace or a comment.
+fn pg_conf_unquote(v: &str) -> String {
+    let Some(rest) = v.strip_prefix('\'') else {
+        let end = v.find(|c: char| c == '#' || c.is_whitespace());
+        return v[..end.unwrap_or(v.len())].to_string();
+    };
+    let mut out = String::new();
+    let mut it = rest.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\'' if it.peek() == Some(&'\'') => {
+                it.next();
+                out.push('\'');
+            }
+            '\'' => break,
+            '\\' => match it.next() {
+                Some('b') => out.push('\u{8}'),
+                Some('f') => out.push('\u{c}'),
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('t') => out.push('\t'),
+                Some(d @ '0'..='7') => {
+                    let mut n = d.to_digit(8).unwrap_or(0);
+                    for _ in 0..2 {
+                        match it.peek().and_then(|c| c.to_digit(8)) {
+                            Some(x) => {
+                                n = n * 8 + x;
+                                it.next();
+                            }
+                            None => break,
+                        }
+                    }
+                    out.push(char::from_u32(n & 0xff).unwrap_or('\u{fffd}'));
+                }
+                Some(other) => out.push(other),
+                None => {}
+            },
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Value of `key` in a postgresql.conf text (last active assignment wins; names compare
+/// without case, as PostgreSQL's do): (value, line).
+pub fn pg_conf_value(text: &str, key: &str) -> Option<(String, usize)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let (name, rest) = pg_conf_name(raw)?;
+            name.eq_ignore_ascii_case(key)
+                .then(|| (pg_conf_unquote(rest), i + 1))
+        })
+        .last()
 }
 
 /// Set `data_directory` in a postgresql.conf text (pure): replace the active assignment(s), or
-/// append one. Returns the new text.
+/// append one. The path is quoted as PostgreSQL reads it back (`'` doubled, `\` escaped).
+/// Returns the new text.
 pub fn pg_set_data_directory(text: &str, new: &Path) -> String {
-    let line = format!("data_directory = '{}'\t# set by dbhost", new.display());
-    let mut out = Vec::new();
+    let quoted = new
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('\'', "''");
+    let line = format!("data_directory = '{quoted}'\t# set by dbhost\n");
+    let mut out = String::with_capacity(text.len() + line.len() + 1);
     let mut done = false;
-    for raw in text.lines() {
-        let l = raw.trim_start();
-        let is_assign = !l.starts_with('#')
-            && l.strip_prefix("data_directory")
-                .is_some_and(|r| r.trim_start().starts_with('=') || r.starts_with([' ', '\t']));
-        if is_assign {
+    // Other lines are kept byte for byte, line endings included.
+    for raw in text.split_inclusive('\n') {
+        let body = raw.strip_suffix('\n').unwrap_or(raw);
+        if pg_conf_name(body).is_some_and(|(n, _)| n.eq_ignore_ascii_case("data_directory")) {
             if !done {
-                out.push(line.clone());
+                out.push_str(&line);
                 done = true;
             }
         } else {
-            out.push(raw.to_string());
+            out.push_str(raw);
+            if !raw.ends_with('\n') {
+                out.push('\n');
+            }
         }
     }
     if !done {
-        out.push(line);
+        out.push_str(&line);
     }
-    let mut s = out.join("\n");
-    s.push('\n');
-    s
+    out
 }
 
 /// Debian clusters under `/etc/postgresql/<version>/<cluster>/postgresql.conf`, sorted.
@@ -621,7 +721,7 @@ pub const DROPIN_NAME: &str = "zz-dbhost.cnf";
 pub fn render_mysql_dropin(new_datadir: &Path) -> String {
     format!(
         "# Written by dbhost: the datadir lives on the data array.\n[mysqld]\ndatadir = {}\n",
-        new_datadir.display()
+        cnf_quote(&new_datadir.display().to_string())
     )
 }
 

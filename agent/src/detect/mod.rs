@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::fs::mounts;
 use crate::host::Host;
 
 /// Environment variable naming the IMDS base URL (`http://127.0.0.1:PORT` in tests).
@@ -153,24 +154,14 @@ fn trailing_number(s: &str) -> u64 {
     d.parse().unwrap_or(0)
 }
 
-/// Unescape `\040`-style octal escapes used in /proc/mounts and /proc/swaps.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The unit serial number in a SCSI VPD page 0x80 as the disk returned it (sysfs
+/// `device/vpd_pg80`): a 4-byte header whose last byte is the length, then the serial (SPC-4
+/// 7.8.15), trimmed of the padding disks put around it. `None` when empty or too short.
+pub fn vpd_pg80_serial(page: &[u8]) -> Option<String> {
+    let body = page.get(4..)?;
+    let n = usize::from(page[3]).min(body.len());
+    let s = String::from_utf8_lossy(&body[..n]).trim().to_string();
+    (!s.is_empty()).then_some(s)
 }
 
 pub(crate) fn detect_with(r: &Reader, opts: &DetectOptions) -> Result<(Inventory, Extras)> {
@@ -250,30 +241,23 @@ pub(crate) fn detect_with(r: &Reader, opts: &DetectOptions) -> Result<(Inventory
 
     // Mounts, attributed to whole disks: /proc/self/mountinfo (major:minor, so "/dev/root"
     // resolves), else /proc/self/mounts, else /proc/mounts.
-    let mut mount_entries: Vec<(Option<String>, String, String)> = Vec::new();
-    if let Some(mi) = r.text(&host.proc_("self/mountinfo")) {
-        for line in mi.lines() {
-            let Some((left, right)) = line.split_once(" - ") else {
-                continue;
-            };
-            let l: Vec<&str> = left.split_whitespace().collect();
-            let src = right.split_whitespace().nth(1).unwrap_or("");
-            if l.len() >= 5 {
-                mount_entries.push((Some(l[2].to_string()), unescape(src), unescape(l[4])));
+    let mount_entries: Vec<(Option<String>, String, String)> =
+        match r.text(&host.proc_("self/mountinfo")) {
+            Some(mi) => mounts::parse_mountinfo(&mi)
+                .into_iter()
+                .map(|m| (Some(m.devnum), m.source, m.target))
+                .collect(),
+            None => {
+                let text = r
+                    .text(&host.proc_("self/mounts"))
+                    .or_else(|| r.text(&host.proc_("mounts")))
+                    .unwrap_or_default();
+                mounts::parse(&text)
+                    .into_iter()
+                    .map(|m| (None, m.source, m.target))
+                    .collect()
             }
-        }
-    } else {
-        let mounts = r
-            .text(&host.proc_("self/mounts"))
-            .or_else(|| r.text(&host.proc_("mounts")))
-            .unwrap_or_default();
-        for line in mounts.lines() {
-            let mut f = line.split_whitespace();
-            if let (Some(src), Some(mp)) = (f.next(), f.next()) {
-                mount_entries.push((None, unescape(src), unescape(mp)));
-            }
-        }
-    }
+        };
     let mut mounts_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (devnum, src, mp) in mount_entries {
         let Some(k) = devnum
@@ -293,15 +277,11 @@ pub(crate) fn detect_with(r: &Reader, opts: &DetectOptions) -> Result<(Inventory
     }
     let mut swap_disks = BTreeSet::new();
     let swaps = r.text(&host.proc_("swaps")).unwrap_or_default();
-    for line in swaps.lines().skip(1) {
-        let mut f = line.split_whitespace();
-        let (Some(src), Some(kind)) = (f.next(), f.next()) else {
-            continue;
-        };
-        if kind != "partition" {
+    for swap in mounts::parse_swaps(&swaps) {
+        if swap.kind != "partition" {
             continue;
         }
-        if let Some(k) = kernel_name(&unescape(src)) {
+        if let Some(k) = kernel_name(&swap.source) {
             whole_disks(r, &k, &parent_of, 0, &mut swap_disks);
         }
     }
@@ -445,12 +425,7 @@ pub(crate) fn detect_with(r: &Reader, opts: &DetectOptions) -> Result<(Inventory
             Transport::Virtio => attr("serial"),
             Transport::Scsi | Transport::Ata => r
                 .bytes(&base.join("device/vpd_pg80"))
-                .filter(|b| b.len() > 4)
-                .map(|b| {
-                    let n = (b[3] as usize).min(b.len() - 4);
-                    String::from_utf8_lossy(&b[4..4 + n]).trim().to_string()
-                })
-                .filter(|s| !s.is_empty()),
+                .and_then(|b| vpd_pg80_serial(&b)),
             _ => None,
         };
         // Azure: the VMBus device above a SCSI disk carries the controller's device_id.
@@ -724,9 +699,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unescape_octal() {
-        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape("/plain"), "/plain");
+    fn vpd_serial_is_bounded_by_the_page() {
+        assert_eq!(
+            vpd_pg80_serial(b"\0\x80\0\x06 ABC12 "),
+            Some("ABC12".into())
+        );
+        // a length byte beyond the page reads what is there
+        assert_eq!(vpd_pg80_serial(b"\0\x80\0\xffXY"), Some("XY".into()));
+        assert_eq!(vpd_pg80_serial(b"\0\x80\0\x04    "), None);
+        assert_eq!(vpd_pg80_serial(b"\0\x80\0"), None);
+        assert_eq!(vpd_pg80_serial(b""), None);
     }
 
     #[test]

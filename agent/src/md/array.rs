@@ -123,25 +123,18 @@ fn source_kname(host: &Host, src: &str) -> Option<String> {
 /// Mount points whose source is one of `knames` (from `/proc/mounts`).
 pub fn mounts_of(host: &Host, knames: &[String]) -> Vec<String> {
     let text = fs::read_to_string(host.proc_("mounts")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            let src = it.next()?;
-            let mnt = it.next()?;
-            let k = source_kname(host, src)?;
-            knames.contains(&k).then(|| mnt.replace("\\040", " "))
-        })
+    crate::fs::mounts::parse(&text)
+        .into_iter()
+        .filter(|m| source_kname(host, &m.source).is_some_and(|k| knames.contains(&k)))
+        .map(|m| m.target)
         .collect()
 }
 
 fn swaps_of(host: &Host, knames: &[String]) -> bool {
     let text = fs::read_to_string(host.proc_("swaps")).unwrap_or_default();
-    text.lines().skip(1).any(|l| {
-        l.split_whitespace()
-            .next()
-            .and_then(|s| source_kname(host, s))
-            .is_some_and(|k| knames.contains(&k))
-    })
+    crate::fs::mounts::parse_swaps(&text)
+        .iter()
+        .any(|s| source_kname(host, &s.source).is_some_and(|k| knames.contains(&k)))
 }
 
 /// Size in bytes of a device or image file (opened read-only).

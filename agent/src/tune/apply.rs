@@ -73,11 +73,9 @@ pub struct TuneReport {
 
 fn mount_options(host: &Host, mount_point: &str) -> Option<Vec<String>> {
     let text = fs::read_to_string(host.proc_("mounts")).ok()?;
-    text.lines().rev().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() >= 4 && f[1].replace("\\040", " ") == mount_point)
-            .then(|| f[3].split(',').map(str::to_string).collect())
-    })
+    let mounts = crate::fs::mounts::parse(&text);
+    let m = crate::fs::mounts::find(&mounts, mount_point)?;
+    Some(m.options.split(',').map(str::to_string).collect())
 }
 
 /// The variable's value in an existing drop-in (`name = value`).

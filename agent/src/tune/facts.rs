@@ -241,7 +241,7 @@ fn ram_and_cpus(host: &Host) -> Result<(u64, u32)> {
 pub fn parse_meminfo_total(text: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    kb.checked_mul(1024)
 }
 
 /// `0-3,6,8-9` → 7.
@@ -386,27 +386,17 @@ fn find_mount(host: &Host, dev: &str) -> (Option<String>, Option<String>) {
     let Some(text) = fs::read_to_string(host.proc_("mounts")).ok() else {
         return (None, None);
     };
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 3 {
-            continue;
-        }
-        let src = Path::new(f[0]);
+    for m in crate::fs::mounts::parse(&text) {
+        let src = Path::new(&m.source);
         let base = src.file_name().map(|s| s.to_string_lossy().into_owned());
         let resolved = fs::canonicalize(host.path(src))
             .ok()
             .and_then(|p| p.file_name().map(|s| s.to_string_lossy().into_owned()));
         if base.as_deref() == Some(dev) || resolved.as_deref() == Some(dev) {
-            return (Some(unescape_mount(f[1])), Some(f[2].to_string()));
+            return (Some(m.target), Some(m.fstype));
         }
     }
     (None, None)
-}
-
-fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\134", "\\")
 }
 
 /// Filesystem UUID of `dev`: from the by-uuid links, else read from the device itself (udev
@@ -452,10 +442,15 @@ fn guess_engine(host: &Host) -> Engine {
 
 /// Installed packages and versions from the dpkg status file.
 fn dpkg_installed(host: &Host) -> BTreeMap<String, String> {
+    match fs::read_to_string(host.var("lib/dpkg/status")) {
+        Ok(text) => parse_dpkg_status(&text),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// Installed packages and their versions in the text of a dpkg status file.
+pub fn parse_dpkg_status(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Ok(text) = fs::read_to_string(host.var("lib/dpkg/status")) else {
-        return out;
-    };
     for stanza in text.split("\n\n") {
         let mut name = None;
         let mut version = None;
@@ -575,5 +570,17 @@ mod tests {
             parse_pkg_version("8.0.39-0ubuntu0.22.04.1"),
             Some((8, 0, 39))
         );
+        let status =
+            "Package: mariadb-server\nStatus: install ok installed\nVersion: 1:10.11.6\n\n\
+                      Package: postgresql-15\nStatus: deinstall ok config-files\nVersion: 15.8\n\n\
+                      Package: sudo\nVersion: 1.9\n";
+        // Found by fuzzing (host_text): a kB count past 2^54 overflowed the byte count.
+        assert_eq!(
+            parse_meminfo_total("MemTotal: 18014398509481984 kB\n"),
+            None
+        );
+        let pkgs = parse_dpkg_status(status);
+        assert_eq!(pkgs.len(), 1, "{pkgs:?}");
+        assert_eq!(pkgs["mariadb-server"], "1:10.11.6");
     }
 }

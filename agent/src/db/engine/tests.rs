@@ -661,3 +661,127 @@ fn postgresql_checkpoints_before_the_stop() {
         vec!["runuser -u postgres -- psql -X -A -t -q -p 5432 -c CHECKPOINT"]
     );
 }
+
+/// Values are read as the server reads them (mysys `my_default.c`): any `#` outside quotes
+/// starts a comment, one pair of matching quotes is removed, backslash escapes are decoded.
+#[test]
+fn cnf_values_read_as_the_server_reads_them() {
+    let value = |line: &str| match &parse_cnf_text(&format!("[mysqld]\n{line}\n"))[..] {
+        [CnfLine::Setting { value, .. }] => value.clone(),
+        other => panic!("{line:?}: {other:?}"),
+    };
+    assert_eq!(
+        value("datadir=/var/lib/mysql#old"),
+        Some("/var/lib/mysql".into())
+    );
+    assert_eq!(value("datadir = \"/a#b\" # c"), Some("/a#b".into()));
+    assert_eq!(value("datadir = '/a\"b#c'"), Some("/a\"b#c".into()));
+    assert_eq!(value("datadir = \"/a\\\"#b\""), Some("/a\"#b".into()));
+    assert_eq!(value("datadir = \"/a\"x"), Some("\"/a\"x".into()));
+    assert_eq!(
+        value("datadir = /a\\sb\\\\c\\qd"),
+        Some("/a b\\c\\qd".into())
+    );
+    assert_eq!(value("skip-log-bin # no value"), None);
+}
+
+/// Found by fuzzing (mysql_cnf): the drop-in wrote a datadir holding `#` (allowed in
+/// `database.datadir`) unquoted, and the server would have read only the part before it. Such
+/// a value is now quoted and escaped; a plain one stays plain.
+#[test]
+fn mysql_dropin_reads_back_as_written() {
+    for dir in [
+        "/datadrive/mysql",
+        "/srv/db/data#/mysql-8",
+        "/d/it's",
+        "/d/q\"\\x",
+    ] {
+        let text = render_mysql_dropin(Path::new(dir));
+        let read: Vec<_> = parse_cnf_text(&text)
+            .into_iter()
+            .filter_map(|l| match l {
+                CnfLine::Setting { key, value, .. } => Some((key, value)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            read,
+            vec![("datadir".to_string(), Some(dir.to_string()))],
+            "{text}"
+        );
+    }
+    assert!(
+        render_mysql_dropin(Path::new("/datadrive/mysql")).contains("datadir = /datadrive/mysql\n")
+    );
+}
+
+/// Found by fuzzing (pg_conf): a datadir holding `'` was written inside single quotes as it
+/// was, so PostgreSQL (and dbhost's reader) saw a different path. It is written with `''` now,
+/// and the reader decodes what PostgreSQL decodes.
+#[test]
+fn pg_data_directory_reads_back_as_written() {
+    for dir in [
+        "/datadrive/postgresql",
+        "/datadrive/postlsinclude_d'",
+        "/d/a\\b",
+        "/d/#x",
+    ] {
+        let text = pg_set_data_directory("port = 5432\n", Path::new(dir));
+        assert_eq!(
+            pg_conf_value(&text, "data_directory")
+                .map(|v| v.0)
+                .as_deref(),
+            Some(dir),
+            "{text}"
+        );
+        assert_eq!(pg_set_data_directory(&text, Path::new(dir)), text);
+    }
+}
+
+#[test]
+fn pg_conf_lines_as_postgresql_reads_them() {
+    let conf = "Data_Directory = '/upper'\nport 5433 # no equals sign\n\
+                data_directory '/a=b'\nlisten_addresses='x' # c\n#port = 1\n\
+                shared_buffers\nlog_line_prefix = 'it''s \\t%m'\n";
+    assert_eq!(
+        pg_conf_value(conf, "data_directory"),
+        Some(("/a=b".into(), 3))
+    );
+    assert_eq!(pg_conf_value(conf, "PORT"), Some(("5433".into(), 2)));
+    assert_eq!(
+        pg_conf_value(conf, "listen_addresses"),
+        Some(("x".into(), 4))
+    );
+    assert_eq!(pg_conf_value(conf, "shared_buffers"), None);
+    assert_eq!(
+        pg_conf_value(conf, "log_line_prefix"),
+        Some(("it's \t%m".into(), 7))
+    );
+    // every assignment of data_directory, whatever its case, gives way to dbhost's one line
+    let out = pg_set_data_directory(conf, Path::new("/new"));
+    assert_eq!(out.matches("data_directory = '/new'").count(), 1, "{out}");
+    assert!(!out.contains("/upper") && !out.contains("/a=b"), "{out}");
+    assert!(out.contains("port 5433 # no equals sign"), "{out}");
+}
+
+/// Found by fuzzing (pg_conf): a last line ending in a lone `\r` came back as `\r\n`, which the
+/// next rewrite turned into `\n`: the rewrite did not settle in one run. Lines other than the
+/// assignment are now kept byte for byte, line endings included.
+#[test]
+fn pg_rewrite_keeps_other_lines_byte_for_byte_and_settles() {
+    for conf in [
+        "port = 5432\r\ndata_directory = '/old'\r\nlast\r",
+        "a\n\ndata_directory='/old' # x\nb",
+        "",
+    ] {
+        let once = pg_set_data_directory(conf, Path::new("/new"));
+        assert_eq!(
+            pg_set_data_directory(&once, Path::new("/new")),
+            once,
+            "{conf:?}"
+        );
+        for l in conf.split_inclusive('\n').filter(|l| !l.contains("/old")) {
+            assert!(once.contains(l), "{l:?} lost from {once:?}");
+        }
+    }
+}

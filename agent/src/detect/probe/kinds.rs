@@ -406,8 +406,10 @@ pub(super) fn raid_members_at_the_end<R: Read + Seek>(
     sigs: &mut Vec<Signature>,
 ) -> io::Result<()> {
     // SNIA DDF: the anchor may also sit 257 sectors before the end (either byte order).
-    if size >= 64 * KIB && !sigs.iter().any(|x| x.kind == "ddf-raid") {
-        let off = (size & !511) - 257 * 512;
+    let anchor = (size & !511).checked_sub(257 * 512);
+    if let Some(off) =
+        anchor.filter(|_| size >= 64 * KIB && !sigs.iter().any(|x| x.kind == "ddf-raid"))
+    {
         if let Some(b) = s.at(off, 4)? {
             if le32(&b, 0) == 0xDE11_DE11 {
                 sigs.push(sig("ddf-raid", off, None));

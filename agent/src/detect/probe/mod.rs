@@ -174,6 +174,8 @@ pub fn blank_proof_ranges(size: u64) -> Vec<(u64, u64)> {
 fn first_nonzero<R: Read + Seek>(s: &mut Src<R>, size: u64) -> io::Result<Option<u64>> {
     const CHUNK: u64 = 128 * KIB;
     for (start, end) in blank_proof_ranges(size) {
+        // Past the source's end (a head image) everything reads as zeros: nothing to read.
+        let end = end.min(s.len);
         let mut off = start;
         while off < end {
             let n = CHUNK.min(end - off);

@@ -489,3 +489,18 @@ fn head_image_reads_zeros_past_its_end_for_the_blank_proof() {
     let r = probe(Cursor::new(vec![0u8, 0, 9]), 10 << 30).unwrap();
     assert_eq!(r.nonzero_at, Some(2));
 }
+
+/// Found by fuzzing (probe): on a device of 64 KiB to 128.5 KiB the DDF anchor's second place
+/// (257 sectors before the end) lies before the device's start; computing it underflowed (a
+/// panic in a debug build).
+#[test]
+fn ddf_second_anchor_on_a_device_smaller_than_257_sectors() {
+    for size in [64 * 1024, 66125, 257 * 512 - 1, 257 * 512] {
+        let r = probe(Cursor::new(Vec::<u8>::new()), size).unwrap();
+        assert!(r.is_blank(), "{size}: {r:?}");
+    }
+    let mut b = img(100 * 1024);
+    let end = b.len();
+    put(&mut b, end - 512, &[0xde, 0x11, 0xde, 0x11]);
+    only(b, "ddf-raid", 100 * 1024 - 512);
+}
