@@ -9,7 +9,8 @@
 # (scripts/build-static.sh) and the guest image (scripts/vm-image.sh, cached under
 # $DBHOST_VM_CACHE, default /var/cache/dbhost-vm), then runs vm-tests/harness.py. Guests run one
 # at a time under TCG (KVM only if a short probe boot succeeds; DBHOST_VM_ACCEL=tcg|kvm forces).
-# Logs of every run: vm-tests/runs/<scenario>/ (console-N.log, ttyS1-N.log, out-N/, cmd-N.txt).
+# Logs of every run: vm-tests/runs/<scenario>/ (console-N.log, ttyS1-N.log, out-N/, cmd-N.txt);
+# micro-tier claims that shared a boot: vm-tests/runs/micro-gNN/ (out-N/claims/<claim>/).
 # Environment: DBHOST_BIN=path skips the build and uses that binary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,8 +37,11 @@ need_pkgs() {
   command -v genisoimage >/dev/null || command -v xorriso >/dev/null || p+=(genisoimage)
   command -v file >/dev/null || p+=(file)
   python3 -c 'import yaml' 2>/dev/null || p+=(python3-yaml) # capture-redeploy loads the example user-data
-  command -v debugfs >/dev/null || p+=(e2fsprogs)         # capture-redeploy reads the captured image
+  command -v debugfs >/dev/null || p+=(e2fsprogs)         # capture-redeploy and micro/build.py read images
   command -v mdadm >/dev/null || p+=(mdadm)               # the md scenarios' oracle (mdadm --examine)
+  command -v readelf >/dev/null || p+=(binutils)          # micro/build.py: the tools' libraries
+  command -v cpio >/dev/null || p+=(cpio)                 # micro/build.py: the initramfs
+  command -v nbdkit >/dev/null || p+=(nbdkit)             # fault injection (error filter)
   printf '%s\n' "${p[@]}"
 }
 missing=$(need_pkgs)
@@ -69,8 +73,19 @@ else
 fi
 stage "guest image"
 img=$(bash scripts/vm-image.sh | tail -n1)
+stage "micro-tier guest (vm-tests/micro/build.py)"
+# The image's own kernel is the micro tier's default; DBHOST_VM_MICRO_EXTRA adds kernels the md
+# claims also run on: space-separated NAME=IMAGE_DIR or NAME=IMAGE_DIR:VMLINUZ (modules and tools
+# are read from IMAGE_DIR/root-mdadm.img).
+micro=(--micro "default=$(python3 vm-tests/micro/build.py --image "$img" | tail -n1)")
+for e in ${DBHOST_VM_MICRO_EXTRA:-}; do
+  name=${e%%=*} rest=${e#*=}
+  dir=${rest%%:*} kernel=${rest#"$dir"}
+  micro+=(--micro "$name=$(python3 vm-tests/micro/build.py --image "$dir" --name "$name" \
+    ${kernel:+--kernel "${kernel#:}"} | tail -n1)")
+done
 stage "scenarios"
 rc=0
-python3 vm-tests/harness.py --image "$img" --dbhost "$bin" "$@" || rc=$?
+python3 vm-tests/harness.py --image "$img" "${micro[@]}" --dbhost "$bin" "$@" || rc=$?
 stage "done (exit $rc)"
 exit $rc

@@ -37,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -312,6 +313,8 @@ def log(msg: str):
 class Run:
     """State of one scenario run: its directory, disks and boots."""
 
+    guest_kind = "full"  # for the guest lock (micro/tier.py's runs say "micro")
+
     def __init__(self, sc: Scenario, image: Path, dbhost: Path, accel: str):
         self.sc = sc
         self.image = image
@@ -345,7 +348,10 @@ class Run:
         for d in self.sc.disks:
             self.create_disk(d)
             self.disks.append(d)
-        # job share
+        self.job_share()
+
+    def job_share(self) -> Path:
+        """The job share's fixed content: the dbhost under test, profiles, guest-lib.sh."""
         job = self.dir / "job"
         (job / "profiles").mkdir(parents=True)
         shutil.copy2(self.dbhost, job / "dbhost")
@@ -356,6 +362,7 @@ class Run:
         for name, text in self.sc.profiles.items():
             (job / "profiles" / name).write_text(text)
         shutil.copy2(HERE / "lib" / "guest-lib.sh", job / "lib.sh")
+        return job
 
     def create_disk(self, d: Disk):
         p = self.disk_path(d)
@@ -521,7 +528,7 @@ class Run:
         if qmp_path.exists():
             qmp_path.unlink()
         tty1 = self.dir / f"ttyS1-{n}.log"
-        with one_guest():
+        with one_guest(self.guest_kind):
             self._run_guest(b, n, cmd, qmp_path, tty1, out)
 
     def _run_guest(self, b: Boot, n: int, cmd: list, qmp_path: Path, tty1: Path, out: Path):
@@ -662,22 +669,56 @@ class Run:
 # Acceleration: TCG unless a short KVM probe boot succeeds (KVM guests hang on some hosts).
 
 
+def _flock(f, mode: int, what: str):
+    try:
+        fcntl.flock(f, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"    waiting for {what}")
+        fcntl.flock(f, mode)
+
+
 @contextlib.contextmanager
-def one_guest():
+def one_guest(kind: str = "full"):
     """Hold the machine-wide guest lock while a QEMU guest runs: one guest at a time (two TCG
     guests on 2 cores only slow each other down and break every bounded wait). Another run of the
-    harness (a second checkout, CI) waits here, boot by boot. $DBHOST_VM_LOCK names the file."""
+    harness (a second checkout, CI) waits here, boot by boot. $DBHOST_VM_LOCK names the file.
+
+    Micro guests (kind "micro", micro/tier.py) are small enough that $DBHOST_VM_MICRO_SLOTS
+    (default 1) of them may run at once: they hold the lock shared, each with one slot lock
+    (PATH.micro-N); a full guest holds it exclusively. Both kinds pass a turnstile (PATH.turnstile)
+    on the way in, which a waiting full guest keeps, so a stream of micro guests cannot starve it."""
     path = os.environ.get("DBHOST_VM_LOCK") or ("/run/lock/dbhost-vm-guest.lock" if os.access("/run/lock", os.W_OK)
                                                 else "/tmp/dbhost-vm-guest.lock")
-    with open(path, "a") as f:
+    micro = kind == "micro"
+    with open(path + ".turnstile", "a") as gate, open(path, "a") as f:
+        _flock(gate, fcntl.LOCK_EX, f"the guest lock's turnstile ({path}.turnstile)")
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"    waiting for another guest to finish ({path})")
-            fcntl.flock(f, fcntl.LOCK_EX)
+            _flock(f, fcntl.LOCK_SH if micro else fcntl.LOCK_EX, f"another guest to finish ({path})")
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        slot = None
         try:
+            if micro:
+                n = max(1, int(os.environ.get("DBHOST_VM_MICRO_SLOTS", "1")))
+                slots = [open(f"{path}.micro-{i}", "a") for i in range(n)]
+                for s in slots:
+                    try:
+                        fcntl.flock(s, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        slot = s
+                        break
+                    except BlockingIOError:
+                        continue
+                if slot is None:
+                    slot = slots[threading.get_ident() % n]
+                    _flock(slot, fcntl.LOCK_EX, f"a micro guest slot ({path}.micro-*)")
+                for s in slots:
+                    if s is not slot:
+                        s.close()
             yield
         finally:
+            if slot is not None:
+                fcntl.flock(slot, fcntl.LOCK_UN)
+                slot.close()
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
@@ -739,26 +780,60 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--image", type=Path, help="guest image dir (from scripts/vm-image.sh)")
     ap.add_argument("--dbhost", type=Path, help="static dbhost binary")
+    ap.add_argument("--micro", action="append", default=[], metavar="NAME=DIR",
+                    help="a micro-tier guest (vm-tests/micro/build.py output); repeatable, the first is "
+                         "the default kernel, md claims run on every one")
+    ap.add_argument("--share", action="store_true",
+                    help="named micro claims share boots as in the suite (by default each boots alone)")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
     ap.add_argument("scenarios", nargs="*")
     a = ap.parse_args()
     scenarios = load_scenarios()
+    from micro import tier
+    claims = tier.load_claims()
+    micro = {}
+    for m in a.micro:
+        k, _, d = m.partition("=")
+        micro[k] = Path(d)
+    kernels = list(micro) or ["default"]
     if a.list:
         for sc in scenarios.values():
-            print(f"{sc.name:16} {'' if sc.suite else '(not in the suite) '}{sc.description}")
+            print(f"{sc.name:34} {'' if sc.suite else '(not in the suite) '}{sc.description}")
+        for c in claims:
+            where = "micro, every kernel" if c.md else "micro"
+            print(f"{c.name:34} [{where}{'' if c.suite else ', not in the suite'}] {c.proves}")
         return 0
-    names = a.scenarios or [n for n, sc in scenarios.items() if sc.suite]
-    unknown = [n for n in names if n not in scenarios]
-    if unknown:
-        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(scenarios)}", file=sys.stderr)
-        return 2
+    every = tier.instances(claims, kernels, None)
+    if a.scenarios:
+        labels = {i.label for i in tier.instances(claims, kernels, [n for n in a.scenarios])}
+        unknown = [n for n in a.scenarios if n not in scenarios and n not in labels]
+        if unknown:
+            known = list(scenarios) + [c.name for c in claims]
+            print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+            return 2
+        names = [n for n in a.scenarios if n in scenarios]
+        picked = tier.instances(claims, kernels, [n for n in a.scenarios if n not in scenarios])
+    else:
+        names = [n for n, sc in scenarios.items() if sc.suite]
+        picked = every
     if not a.image or not a.dbhost:
         print("--image and --dbhost are required (scripts/vm-test.sh provides them)", file=sys.stderr)
+        return 2
+    if picked and not micro:
+        print("micro-tier claims need --micro NAME=DIR (scripts/vm-test.sh builds it)", file=sys.stderr)
         return 2
     RUNS.mkdir(parents=True, exist_ok=True)
     accel = choose_accel(a.image, a.image.parent)
     results = []
     t_suite = time.monotonic()
+    if picked:
+        # Claims named on the command line boot alone; the suite packs them into shared boots.
+        groups = tier.pack(picked) if a.share or not a.scenarios else [[i] for i in picked]
+        slots = max(1, int(os.environ.get("DBHOST_VM_MICRO_SLOTS", "1")))
+        t_micro = time.monotonic()
+        results += tier.run_groups(groups, micro, a.dbhost, accel, parallel=slots)
+        log(f"micro tier: {len(picked)} claims in {len(groups)} groups, {time.monotonic() - t_micro:.1f} s "
+            f"({slots} at a time)")
     for name in names:
         sc = scenarios[name]
         log(f"--- {name}: {sc.description}")

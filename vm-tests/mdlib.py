@@ -29,7 +29,7 @@ mkdir -p "$ST"
 # dev_of SERIAL: the stable /dev/disk/by-id path of the data disk with that serial.
 dev_of() {
   local p
-  for p in /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_"$1" /dev/disk/by-id/*_"$1"; do
+  for p in /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_"$1" /dev/disk/by-id/*_"$1" /dev/disk/by-id/virtio-"$1"; do
     [ -b "$p" ] && { echo "$p"; return 0; }
   done
   return 1
