@@ -42,6 +42,17 @@ need_pkgs() {
   command -v readelf >/dev/null || p+=(binutils)          # micro/build.py: the tools' libraries
   command -v cpio >/dev/null || p+=(cpio)                 # micro/build.py: the initramfs
   command -v nbdkit >/dev/null || p+=(nbdkit)             # fault injection (error filter)
+  # The refusal claims' signatures, each written by its format's own tool (micro/corpus.py).
+  command -v mkfs.xfs >/dev/null || p+=(xfsprogs)
+  command -v mkfs.btrfs >/dev/null || p+=(btrfs-progs)
+  command -v mkfs.vfat >/dev/null || p+=(dosfstools)
+  command -v mkntfs >/dev/null || p+=(ntfs-3g)
+  command -v mkfs.exfat >/dev/null || p+=(exfatprogs)
+  command -v mkfs.f2fs >/dev/null || p+=(f2fs-tools)
+  command -v cryptsetup >/dev/null || p+=(cryptsetup-bin)
+  command -v make-bcache >/dev/null || p+=(bcache-tools)
+  command -v pvcreate >/dev/null || p+=(lvm2)
+  command -v sfdisk >/dev/null || p+=(fdisk)
   printf '%s\n' "${p[@]}"
 }
 missing=$(need_pkgs)

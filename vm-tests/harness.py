@@ -37,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -89,6 +90,13 @@ class Disk:
     vendor: Optional[str] = None  # scsi only (e.g. Google / PersistentDisk)
     product: Optional[str] = None
     image: Optional[str] = None  # use this file (copied) instead of a blank one
+    # Fault injection: "EIO", "EPERM" or "ENOSPC". The disk is served through nbdkit's error
+    # filter, and the guest decides when its requests fail (guest-lib.sh: fault_on SERIAL
+    # write|read, fault_off): every write (and write-zeroes, trim) fails with this error while
+    # the trigger file <out>/faults/SERIAL.write exists, every read with EIO while .read exists.
+    # The device reports errors to the guest (werror/rerror=report) instead of pausing the VM.
+    fault: Optional[str] = None
+    readonly: bool = False  # attached read-only (the guest sees /sys/block/X/ro = 1)
 
     def serial_(self) -> str:
         return self.serial or self.name
@@ -281,11 +289,12 @@ class Qmp:
                 raise ScenarioFailure(f"QMP {name} {args}: {r['error']}")
             return r.get("return")
 
-    def wait_event(self, name: str, timeout: float) -> dict:
+    def wait_event(self, name: str, timeout: float, **data) -> dict:
+        """The next event NAME whose data has these values (e.g. device="dev-x")."""
         deadline = time.monotonic() + timeout
         while True:
             for i, e in enumerate(self.events):
-                if e["event"] == name:
+                if e["event"] == name and all((e.get("data") or {}).get(k) == v for k, v in data.items()):
                     return self.events.pop(i)
             if time.monotonic() > deadline:
                 raise ScenarioFailure(f"QMP event {name} not seen within {timeout} s")
@@ -328,6 +337,8 @@ class Run:
         self.hostname = sc.hostname
         self.timings: dict = {}
         self.root = self.dir / "root.qcow2"
+        self.nbd_dir: Optional[Path] = None  # sockets of the fault disks' nbdkit servers
+        self.nbds: list = []  # their processes during a boot
 
     # paths
     def disk_path(self, d: Disk) -> Path:
@@ -405,11 +416,57 @@ class Run:
         self.instance_id, self.hostname = instance_id, hostname
 
     # ------------------------------------------------------------------ qemu command line
+    # ------------------------------------------------------------------ fault disks (nbdkit)
+    def nbd_socket(self, d: Disk) -> Path:
+        if self.nbd_dir is None:  # short: unix socket paths are limited to 107 bytes
+            self.nbd_dir = Path(tempfile.mkdtemp(prefix="dbhost-nbd-"))
+        return self.nbd_dir / f"{d.name}.sock"
+
+    def start_nbd(self, d: Disk, faults: Path):
+        """Serve d's image through nbdkit's error filter (see Disk.fault) until the boot ends."""
+        if shutil.which("nbdkit") is None:
+            raise ScenarioFailure("nbdkit is not installed (needed for fault-injection disks)")
+        sock = self.nbd_socket(d)
+        pid = sock.with_suffix(".pid")
+        for f in (sock, pid):
+            f.unlink(missing_ok=True)
+        trig = faults / d.serial_()
+        args = ["nbdkit", "--foreground", "--exit-with-parent", "--unix", str(sock), "-P", str(pid),
+                "--filter=error", "file", f"file={self.disk_path(d)}"]
+        for op in ("pwrite", "zero", "trim"):
+            args += [f"error-{op}={d.fault}", f"error-{op}-rate=1", f"error-{op}-file={trig}.write"]
+        args += ["error-pread=EIO", "error-pread-rate=1", f"error-pread-file={trig}.read"]
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                             stdout=open(self.dir / f"nbdkit-{d.name}-{self.boot_no}.log", "w"))
+        self.nbds.append(p)
+        deadline = time.monotonic() + 30
+        while not pid.exists():  # nbdkit writes its pid file once it listens
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise ScenarioFailure(f"nbdkit for disk {d.name} did not start (see "
+                                      f"{self.dir}/nbdkit-{d.name}-{self.boot_no}.log)")
+            time.sleep(0.05)
+
+    def stop_nbds(self):
+        for p in self.nbds:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.nbds = []
+
     def drive_args(self, d: Disk, index: int) -> list:
         path = self.disk_path(d)
-        drv = f"file={path},format=raw,if=none,id=drv-{d.name},cache={d.cache}"
-        if d.cache == "none":
-            drv += ",aio=native"
+        if d.fault:
+            drv = f"driver=nbd,server.type=unix,server.path={self.nbd_socket(d)},if=none,id=drv-{d.name}"
+        else:
+            drv = f"file={path},format=raw,if=none,id=drv-{d.name},cache={d.cache}"
+            if d.cache == "none":
+                drv += ",aio=native"
+        if d.readonly:
+            drv += ",readonly=on"
         if d.bps:
             drv += f",throttling.bps-total={d.bps}"
         if d.iops:
@@ -432,6 +489,8 @@ class Run:
             dev = f"virtio-blk-pci,id=dev-{d.name},drive=drv-{d.name},serial={d.serial_()[:20]},{blk}"
         else:
             raise ScenarioFailure(f"disk {d.name}: unknown bus {d.bus!r}")
+        if d.fault:
+            dev += ",werror=report,rerror=report"
         return ["-drive", drv, "-device", dev]
 
     def seed(self) -> Optional[Path]:
@@ -533,8 +592,16 @@ class Run:
 
     def _run_guest(self, b: Boot, n: int, cmd: list, qmp_path: Path, tty1: Path, out: Path):
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(self.dir / f"qemu-{n}.log", "w"),
-                                stderr=subprocess.STDOUT)
+        (out / "faults").mkdir(exist_ok=True)
+        try:
+            for d in self.disks:
+                if d.fault:
+                    self.start_nbd(d, out / "faults")
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(self.dir / f"qemu-{n}.log", "w"),
+                                    stderr=subprocess.STDOUT)
+        except BaseException:
+            self.stop_nbds()
+            raise
         qmp = None
         try:
             qmp = Qmp(qmp_path)
@@ -582,6 +649,7 @@ class Run:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            self.stop_nbds()
         total = time.monotonic() - t0
         self.timings[f"boot-{n}"] = {"total_s": round(total, 1),
                                      "job_start_s": round(started, 1) if started else None,
@@ -596,16 +664,21 @@ class Run:
     def act(self, qmp: Qmp, act, t: float):
         if isinstance(act, HotAdd):
             d = act.disk
-            self.create_disk(d)
+            if not self.disk_path(d).exists():  # a disk detached earlier comes back as it was
+                self.create_disk(d)
             lun = d.lun if d.lun is not None else len(self.disks)
             log(f"    hot-add {d.name} ({d.bus}) at {t:.1f} s")
-            node = {"driver": "raw", "node-name": f"drv-{d.name}",
-                    "file": {"driver": "file", "filename": str(self.disk_path(d)),
-                             "cache": {"direct": d.cache == "none"}}}
-            qmp.cmd("blockdev-add", **node)
+            if d.fault:
+                self.start_nbd(d, self.out() / "faults")
+                file = {"driver": "nbd", "server": {"type": "unix", "path": str(self.nbd_socket(d))}}
+            else:
+                file = {"driver": "file", "filename": str(self.disk_path(d)), "cache": {"direct": d.cache == "none"}}
+            qmp.cmd("blockdev-add", **{"driver": "raw", "node-name": f"drv-{d.name}", "file": file})
             pbs = d.physical_block_size or max(d.block_size, 4096)
             dev = {"id": f"dev-{d.name}", "drive": f"drv-{d.name}", "serial": d.serial_(),
                    "logical_block_size": d.block_size, "physical_block_size": pbs}
+            if d.fault:
+                dev.update({"werror": "report", "rerror": "report"})
             if d.bus == "scsi":
                 dev.update({"driver": "scsi-hd", "bus": "scsi0.0", "channel": 0, "scsi-id": 0, "lun": lun})
                 if not d.rotational:
@@ -621,7 +694,11 @@ class Run:
         elif isinstance(act, HotRemove):
             log(f"    hot-remove {act.name} at {t:.1f} s")
             qmp.cmd("device_del", id=f"dev-{act.name}")
-            qmp.wait_event("DEVICE_DELETED", 120)
+            qmp.wait_event("DEVICE_DELETED", 120, device=f"dev-{act.name}")
+            try:  # a hot-added disk's node outlives its device: free the name for a re-attach
+                qmp.cmd("blockdev-del", **{"node-name": f"drv-{act.name}"})
+            except ScenarioFailure:
+                pass  # a -drive disk's node went with its device
             self.disks = [d for d in self.disks if d.name != act.name]
         elif isinstance(act, PowerOff):
             log(f"    hard power-off at {t:.1f} s")

@@ -48,3 +48,15 @@ next_boot() { echo "$1" >"$VMTEST_OUT/next"; }
 
 # save NAME FILE...: copy files into the results.
 save() { local d="$VMTEST_OUT/$1"; shift; mkdir -p "$d"; cp -a "$@" "$d/" 2>/dev/null || true; }
+
+# fault_on SERIAL write|read: from now on every write (write-zeroes, trim) or every read of the
+# data disk with that serial fails (a Disk(fault=...) served through nbdkit's error filter, see
+# harness.py); fault_off SERIAL [write|read] ends it.
+fault_on() { : >"/run/vmtest/out/faults/$1.$2"; }
+fault_off() {
+  if [ $# -ge 2 ]; then rm -f "/run/vmtest/out/faults/$1.$2"; else rm -f "/run/vmtest/out/faults/$1".*; fi
+}
+
+# held FILE [SECONDS]: wait (bounded, default 600 s) until a dbhost run with DBHOST_FAULT=hold@POINT
+# and DBHOST_FAULT_MARK=FILE holds at its point; `rm FILE` lets it go on.
+held() { wait_until "${2:-600}" test -e "$1"; }

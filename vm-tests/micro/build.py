@@ -41,7 +41,7 @@ TOOLS = [
     "/usr/sbin/xfs_spaceman", "/usr/sbin/mkfs.ext4", "/usr/sbin/mke2fs", "/usr/sbin/dumpe2fs",
     "/usr/sbin/debugfs", "/usr/sbin/blkid", "/usr/sbin/wipefs", "/usr/sbin/blockdev", "/usr/sbin/sfdisk",
     "/usr/sbin/mkswap", "/usr/sbin/swapon", "/usr/sbin/swapoff", "/usr/bin/lsblk",
-    "/usr/bin/mount", "/usr/bin/umount", "/usr/sbin/losetup",
+    "/usr/bin/mount", "/usr/bin/umount", "/usr/bin/mountpoint", "/usr/sbin/losetup",
     "/usr/sbin/modprobe", "/usr/sbin/insmod", "/usr/sbin/rmmod", "/usr/sbin/lsmod", "/usr/bin/kmod",
     "/usr/bin/udevadm", "/lib/systemd/systemd-udevd", "/lib/udev/scsi_id", "/usr/bin/systemctl",
     "/usr/bin/dd", "/usr/bin/od", "/usr/bin/sha256sum", "/usr/bin/stat", "/usr/bin/timeout",
@@ -56,7 +56,7 @@ UDEV_RULES = ["/usr/lib/udev/rules.d/50-udev-default.rules", "/usr/lib/udev/rule
 # boot: dbhost loads them itself, as on a real host.
 BOOT_MODULES = ["virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "nvme", "9pnet_virtio", "9p",
                 "crc32c_generic"]
-MORE_MODULES = ["md_mod", "raid0", "xfs", "ext4", "loop"]
+MORE_MODULES = ["md_mod", "raid0", "raid1", "xfs", "ext4", "loop"]  # raid1: foreign arrays (mdadm)
 MODULE_INDEX = ["modules.dep", "modules.dep.bin", "modules.alias", "modules.alias.bin", "modules.softdep",
                 "modules.symbols", "modules.symbols.bin", "modules.builtin", "modules.builtin.bin",
                 "modules.builtin.alias.bin", "modules.builtin.modinfo", "modules.devname", "modules.order"]
@@ -269,6 +269,9 @@ def main() -> int:
         tree.mkdir()
         fs = ImageFS(root, tree)
         seen: set = set()
+        for top in ("/bin", "/sbin", "/lib", "/lib64"):  # merged /usr: the kernel runs /sbin/modprobe
+            if fs.exists(top):
+                fs.real(top)
         for t in TOOLS:
             copy_with_libs(fs, t, seen)
         for r in UDEV_RULES:

@@ -44,7 +44,8 @@ MAX_CLAIMS = 16
 @dataclass
 class MBoot:
     """One boot of a claim: its bash job (guest-lib.sh and mdlib's PRELUDE helpers available;
-    $VMTEST_OUT is the claim's own results directory) and its host check fn(run, out)."""
+    $VMTEST_OUT is the claim's own results directory, its previous boot's results are in
+    $VMTEST_JOB/claims/$CLAIM/prev/) and its host check fn(run, out)."""
 
     job: str = ""
     check: Optional[Callable] = None
@@ -282,6 +283,9 @@ class MicroRun(Run):
                 d = self.dir / "job" / "claims" / inst.label
                 d.mkdir(parents=True, exist_ok=True)
                 (d / f"boot-{k}.sh").write_text(mb.job)
+                if k > 1:  # the claim's results of its previous boot: $VMTEST_JOB/claims/$CLAIM/prev/
+                    shutil.rmtree(d / "prev", ignore_errors=True)
+                    shutil.copytree(self.claim_out(inst.label, k - 1), d / "prev")
                 lines.append(f"run_claim {inst.label} {mb.timeout} {k}")
                 for m, acts in mb.on_mark.items():
                     on_mark[f"{inst.label}:{m}"] = acts

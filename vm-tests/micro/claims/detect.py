@@ -6,7 +6,8 @@ Disks are attached in reverse LUN order and each has a different size, so neithe
 attach order nor sizes can stand in for the LUN mapping."""
 
 from checks import check_candidates
-from harness import MIB, Disk, expect, log, read_json, read_text
+from harness import MIB, Disk, log, read_text
+from micro.claimlib import detect_ok
 from micro.tier import Claim, MBoot
 
 DETECT = r"""
@@ -29,12 +30,6 @@ for i in 1 2 3 4 5; do
   echo $(( (t1 - t0) / 1000000 )) >>"$VMTEST_OUT/detect-warm.ms"
 done
 """
-
-
-def detect_ok(out) -> dict:
-    rc = read_text(out / "detect.rc").strip()
-    expect(rc == "0", f"dbhost detect --output json exited {rc}: {read_text(out / 'detect.err')[-800:]}")
-    return read_json(out / "detect.out")
 
 
 def want(d: Disk) -> dict:
