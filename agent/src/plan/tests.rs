@@ -797,3 +797,54 @@ fn apply_tunes_before_the_relocation_so_the_move_restart_applies_the_settings() 
     assert!(at("tune") < at("db.stop"), "{ids:?}");
     assert_eq!(ids.last().map(String::as_str), Some("db.health"), "{ids:?}");
 }
+
+#[test]
+fn a_device_smaller_than_mkfs_accepts_is_refused_by_the_plan() {
+    let mib = 1024 * 1024;
+    let single = |fs: &str| {
+        prof(&format!(
+            "version = 1\n[disks]\nmin-size = \"16M\"\nexpected-count = 1\n[array]\nlevel = \"none\"\n\
+             [filesystem]\ntype = \"{fs}\"\n[database]\nengine = \"none\"\n"
+        ))
+    };
+    let one = |bytes: u64| {
+        let mut d = data("sdc", Some(0), 1, CacheMode::None);
+        d.size_bytes = bytes;
+        inv(Platform::Qemu, vec![d])
+    };
+    let r = plan(&single("xfs"), &one(299 * mib)).unwrap_err();
+    assert_eq!(
+        r.reasons,
+        vec![RefusalReason::TooSmallForFilesystem {
+            fs: FsType::Xfs,
+            device: "/dev/sdc".into(),
+            size_bytes: 299 * mib,
+            min_bytes: 300 * mib,
+        }]
+    );
+    assert!(
+        r.reasons[0]
+            .to_string()
+            .contains("mkfs.xfs needs at least 314572800"),
+        "{}",
+        r.reasons[0]
+    );
+    assert!(plan(&single("xfs"), &one(300 * mib)).is_ok());
+    assert!(plan(&single("ext4"), &one(64 * mib)).is_ok());
+    // An array: its usable size counts (2 x (150 MiB - a 2 MiB data offset) < 300 MiB).
+    let two = prof(
+        "version = 1\n[disks]\nmin-size = \"16M\"\nexpected-count = 2\n[database]\nengine = \"none\"\n",
+    );
+    let mut a = data("sdc", Some(0), 1, CacheMode::None);
+    let mut b = data("sdd", Some(1), 1, CacheMode::None);
+    a.size_bytes = 150 * mib;
+    b.size_bytes = 150 * mib;
+    let r = plan(&two, &inv(Platform::Qemu, vec![a, b])).unwrap_err();
+    assert!(matches!(
+        r.reasons[0],
+        RefusalReason::TooSmallForFilesystem {
+            fs: FsType::Xfs,
+            ..
+        }
+    ));
+}
