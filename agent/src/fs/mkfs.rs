@@ -35,6 +35,16 @@ pub struct MkfsSpec {
     pub stripe: Option<Stripe>,
 }
 
+/// The XFS log stripe unit for a chunk: the chunk itself up to XFS's 256 KiB maximum, above it
+/// 32 KiB (what mkfs.xfs falls back to on its own, with a warning).
+pub fn xfs_log_su(chunk_bytes: u64) -> u64 {
+    if chunk_bytes <= XFS_MAX_LOG_SU {
+        chunk_bytes
+    } else {
+        XFS_FALLBACK_LOG_SU
+    }
+}
+
 fn kib(bytes: u64) -> String {
     format!("{}k", bytes / 1024)
 }
@@ -49,12 +59,7 @@ pub fn command(spec: &MkfsSpec) -> CommandSpec {
                 .args(["-m", &format!("uuid={}", spec.uuid)]);
             if let Some(s) = spec.stripe {
                 c = c.args(["-d", &format!("su={},sw={}", kib(s.chunk_bytes), s.members)]);
-                let log_su = if s.chunk_bytes <= XFS_MAX_LOG_SU {
-                    s.chunk_bytes
-                } else {
-                    XFS_FALLBACK_LOG_SU
-                };
-                c = c.args(["-l", &format!("su={}", kib(log_su))]);
+                c = c.args(["-l", &format!("su={}", kib(xfs_log_su(s.chunk_bytes)))]);
             }
             c.arg(&spec.device)
         }

@@ -26,21 +26,24 @@ use serde::{Deserialize, Serialize};
 pub const PLAN_SCHEMA: u32 = 1;
 /// md superblock format dbhost writes.
 pub const METADATA: &str = "1.2";
-/// XFS's largest log stripe unit.
-pub const XFS_MAX_LOG_SU: u64 = 256 * 1024;
-/// ext4 block size dbhost formats with.
-pub const EXT4_BLOCK: u64 = 4096;
 /// The smallest device mkfs.xfs (xfsprogs 5.19 and later) formats: "Filesystem must be larger
 /// than 300MB" below 300 MiB.
 pub const XFS_MIN_BYTES: u64 = 300 * 1024 * 1024;
+/// The smallest array dbhost formats with XFS. With a stripe unit, mkfs.xfs (6.1) aligns small
+/// allocation groups to it and its 64 MiB minimum log no longer fits one: "Log size must be at
+/// least 64MB" up to about 530 MiB (measured over chunks of 64K to 4M and 2 to 8 members).
+pub const XFS_MIN_STRIPED_BYTES: u64 = 1024 * 1024 * 1024;
 
-/// The smallest device mkfs of this type formats (`None`: small enough not to matter).
-pub fn min_filesystem_bytes(fs: FsType) -> Option<u64> {
+/// The smallest device mkfs of this type formats (`None`: small enough not to matter);
+/// `striped`: the device is an array (mkfs gets a stripe unit).
+pub fn min_filesystem_bytes(fs: FsType, striped: bool) -> Option<u64> {
     match fs {
+        FsType::Xfs if striped => Some(XFS_MIN_STRIPED_BYTES),
         FsType::Xfs => Some(XFS_MIN_BYTES),
         FsType::Ext4 => None,
     }
 }
+
 /// Placeholder for identifiers `apply` generates (filesystem UUID).
 pub const NEW_UUID: &str = "<new-uuid>";
 /// Placeholder for the filesystem UUID in the fstab preview.
@@ -662,7 +665,9 @@ pub fn plan(profile: &Profile, inv: &Inventory) -> Result<Plan, PlanRefusal> {
             None => member_list[0].size_bytes,
         };
         let fs = profile.filesystem.fs_type;
-        if let Some(min_bytes) = min_filesystem_bytes(fs).filter(|m| size_bytes < *m) {
+        if let Some(min_bytes) =
+            min_filesystem_bytes(fs, array.is_some()).filter(|m| size_bytes < *m)
+        {
             return Err(refuse(
                 inv,
                 vec![RefusalReason::TooSmallForFilesystem {
