@@ -75,6 +75,7 @@ pub fn fs_plan(p: &Profile, array: Option<&ArrayPlan>, device: &str, adopting: b
         label: label.clone(),
         uuid: NEW_UUID.to_string(),
         stripe,
+        over_unfinished: false,
     });
     let argv: Vec<String> = std::iter::once(cmd.program).chain(cmd.args).collect();
     if adopting {

@@ -875,6 +875,7 @@ fn the_plan_shows_the_mkfs_command_apply_runs() {
             label: pl.filesystem.label.clone(),
             uuid: NEW_UUID.into(),
             stripe,
+            over_unfinished: false,
         });
         assert_eq!(
             pl.filesystem.mkfs.as_ref().unwrap().join(" "),
