@@ -473,7 +473,10 @@ mod tests {
         // mkfs.xfs with -f (and would refuse to go on to fstab).
         assert!(MkfsStep(target()).apply(&mut cx).is_err());
         let calls = exec.calls();
-        assert!(calls[0].starts_with("mkfs.xfs -K -f -L dbdata "), "{calls:?}");
+        assert!(
+            calls[0].starts_with("mkfs.xfs -K -f -L dbdata "),
+            "{calls:?}"
+        );
         // A finished XFS is kept, never forced over.
         let (_d2, h2) = host_with(&xfs_image([0xab; 16]));
         assert!(matches!(&observe_all(&h2)[0], Observation::Done(_)));

@@ -860,7 +860,7 @@ fn the_plan_shows_the_mkfs_command_apply_runs() {
             "version = 1\n[disks]\nexpected-count = {disks}\n[array]\nlevel = \"{level}\"\n\
              [filesystem]\ntype = \"{fs}\"\n[database]\nengine = \"none\"\n"
         ));
-        let all = vec![
+        let all = [
             data("sdc", Some(0), 8, CacheMode::None),
             data("sdd", Some(1), 8, CacheMode::None),
         ];
