@@ -109,7 +109,7 @@ class HotAdd:
 
 @dataclass
 class HotRemove:
-    name: str
+    name: object  # the disk's name, or the Disk itself (its name may change: micro claims share boots)
 
 
 @dataclass
@@ -612,6 +612,8 @@ class Run:
             deadline = t0 + b.timeout
             while proc.poll() is None:
                 now = time.monotonic()
+                if STOP.is_set():
+                    raise ScenarioFailure(f"boot {n}: the harness was interrupted")
                 if now > deadline:
                     raise ScenarioFailure(f"boot {n}: no power-off within {b.timeout} s "
                                           f"(see {self.dir}/console-{n}.log)")
@@ -651,7 +653,7 @@ class Run:
                 proc.wait()
             self.stop_nbds()
         total = time.monotonic() - t0
-        self.timings[f"boot-{n}"] = {"total_s": round(total, 1),
+        self.timings[f"boot-{n}"] = {"total_s": round(total, 1), "wall_start": round(time.time() - total, 1),
                                      "job_start_s": round(started, 1) if started else None,
                                      "job_end_s": round(ended, 1) if ended else None}
         log(f"    boot {n}: {total:.1f} s (job started at {started and round(started, 1)} s after qemu start)")
@@ -692,14 +694,15 @@ class Run:
                 d.lun = lun
             self.disks.append(d)
         elif isinstance(act, HotRemove):
-            log(f"    hot-remove {act.name} at {t:.1f} s")
-            qmp.cmd("device_del", id=f"dev-{act.name}")
-            qmp.wait_event("DEVICE_DELETED", 120, device=f"dev-{act.name}")
+            name = act.name.name if isinstance(act.name, Disk) else act.name
+            log(f"    hot-remove {name} at {t:.1f} s")
+            qmp.cmd("device_del", id=f"dev-{name}")
+            qmp.wait_event("DEVICE_DELETED", 120, device=f"dev-{name}")
             try:  # a hot-added disk's node outlives its device: free the name for a re-attach
-                qmp.cmd("blockdev-del", **{"node-name": f"drv-{act.name}"})
+                qmp.cmd("blockdev-del", **{"node-name": f"drv-{name}"})
             except ScenarioFailure:
                 pass  # a -drive disk's node went with its device
-            self.disks = [d for d in self.disks if d.name != act.name]
+            self.disks = [d for d in self.disks if d.name != name]
         elif isinstance(act, PowerOff):
             log(f"    hard power-off at {t:.1f} s")
             qmp.cmd("quit")
@@ -845,8 +848,55 @@ def load_scenarios() -> dict:
     return out
 
 
+def print_table(scenarios: dict, claims: list, summaries: list):
+    """Markdown rows: every scenario and claim with what it proves and its last passing run."""
+    last: dict = {}
+    for f in summaries:  # oldest first: later runs win
+        doc = json.loads(f.read_text())
+        for r in doc["results"]:
+            if r["ok"]:
+                load = doc.get("load")
+                last[r["scenario"]] = (r, doc.get("date", "?") + (f", load {load[0]:.1f}" if load else ""))
+    print("| name | tier | what it proves | last passing run (seconds; date, host load average at the end) |\n"
+          "|---|---|---|---|")
+
+    def when(name):
+        if name not in last:
+            return "not run yet"
+        r, date = last[name]
+        boots = [v["total_s"] for k, v in r["boots"].items() if k.startswith("boot-") and isinstance(v, dict)]
+        if "group" in r:
+            return f"job {r.get('job_s')} s in {len(boots)} shared boot(s) of {' + '.join(map(str, boots))} s ({date})"
+        return f"{' + '.join(map(str, boots))} s in {len(boots)} boot(s) ({date})"
+    for sc in scenarios.values():
+        tier_ = "full" + ("" if sc.suite else ", by name")
+        print(f"| `{sc.name}` | {tier_} | {sc.description} | {when(sc.name)} |")
+    for c in claims:
+        tier_ = "micro" + (", every kernel" if c.md else "") + ("" if c.suite else ", by name")
+        print(f"| `{c.name}` | {tier_} | {c.proves} | {when(c.name)} |")
+
+
+def guest_seconds(results: list) -> float:
+    """Seconds during which at least one of these results' guests ran (the union of their boots'
+    intervals: waits for the guest lock excluded, overlapping guests counted once)."""
+    spans = sorted((b["wall_start"], b["wall_start"] + b["total_s"]) for b in
+                   {r.get("group", r["scenario"]): r["boots"] for r in results}.values() for b in
+                   [v for k, v in b.items() if k.startswith("boot-") and isinstance(v, dict) and "wall_start" in v])
+    total, end = 0.0, float("-inf")
+    for a, b in spans:
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
+
+
+STOP = threading.Event()  # set on SIGTERM/SIGHUP/^C: guests in other threads stop too
+
+
 def _terminate(signum, frame):
-    # Let `finally` blocks stop the running QEMU (never leave a guest behind).
+    # Let `finally` blocks stop the running QEMU (never leave a guest behind); guests that run
+    # in micro-tier threads see STOP at their next poll.
+    STOP.set()
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -863,6 +913,9 @@ def main() -> int:
     ap.add_argument("--share", action="store_true",
                     help="named micro claims share boots as in the suite (by default each boots alone)")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
+    ap.add_argument("--table", action="store_true",
+                    help="print the README's scenario table (name, what it proves, last measured time) from "
+                         "the runs recorded under $DBHOST_VM_RUNS")
     ap.add_argument("scenarios", nargs="*")
     a = ap.parse_args()
     scenarios = load_scenarios()
@@ -873,6 +926,9 @@ def main() -> int:
         k, _, d = m.partition("=")
         micro[k] = Path(d)
     kernels = list(micro) or ["default"]
+    if a.table:
+        print_table(scenarios, claims, sorted(RUNS.glob("summary-*.json")))
+        return 0
     if a.list:
         for sc in scenarios.values():
             print(f"{sc.name:34} {'' if sc.suite else '(not in the suite) '}{sc.description}")
@@ -903,14 +959,20 @@ def main() -> int:
     accel = choose_accel(a.image, a.image.parent)
     results = []
     t_suite = time.monotonic()
+    stages = []
     if picked:
         # Claims named on the command line boot alone; the suite packs them into shared boots.
         groups = tier.pack(picked) if a.share or not a.scenarios else [[i] for i in picked]
         slots = max(1, int(os.environ.get("DBHOST_VM_MICRO_SLOTS", "1")))
         t_micro = time.monotonic()
-        results += tier.run_groups(groups, micro, a.dbhost, accel, parallel=slots)
-        log(f"micro tier: {len(picked)} claims in {len(groups)} groups, {time.monotonic() - t_micro:.1f} s "
-            f"({slots} at a time)")
+        micro_results = tier.run_groups(groups, micro, a.dbhost, accel, parallel=slots)
+        results += micro_results
+        boots = sum(len(b) for b in {r["group"]: r["boots"] for r in micro_results}.values())
+        stages.append(f"micro tier: {len(picked)} claims, {len(groups)} groups, {boots} boots, "
+                      f"{time.monotonic() - t_micro:.1f} s ({slots} guest(s) at a time; guests running "
+                      f"{guest_seconds(micro_results):.1f} s of it)")
+        log(stages[-1])
+    t_full = time.monotonic()
     for name in names:
         sc = scenarios[name]
         log(f"--- {name}: {sc.description}")
@@ -933,10 +995,20 @@ def main() -> int:
         if not ok:
             log("    " + err.replace("\n", "\n    "))
             log(f"    logs: {run.dir}")
+    if names:
+        full = [r for r in results if "group" not in r]
+        stages.append(f"full image: {len(full)} scenarios, "
+                      f"{sum(len([k for k in r['boots'] if k.startswith('boot-')]) for r in full)} boots, "
+                      f"{time.monotonic() - t_full:.1f} s")
+    for line in stages:
+        log(line)
     passed = sum(r["ok"] for r in results)
     failed = len(results) - passed
-    (RUNS / "summary.json").write_text(json.dumps({"results": results, "seconds": round(time.monotonic() - t_suite, 1)},
-                                                  indent=1) + "\n")
+    doc = json.dumps({"results": results, "seconds": round(time.monotonic() - t_suite, 1), "stages": stages,
+                      "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                      "load": os.getloadavg()}, indent=1) + "\n"
+    (RUNS / "summary.json").write_text(doc)
+    (RUNS / f"summary-{int(time.time())}.json").write_text(doc)  # for `--table`
     log(f"suite time {time.monotonic() - t_suite:.1f} s")
     print(f"{passed} passed, {failed} failed", flush=True)
     return 0 if failed == 0 else 1
@@ -947,4 +1019,8 @@ if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
     import harness
 
-    sys.exit(harness.main())
+    try:
+        sys.exit(harness.main())
+    except KeyboardInterrupt:
+        harness.STOP.set()
+        raise

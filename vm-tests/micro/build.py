@@ -41,7 +41,7 @@ TOOLS = [
     "/usr/sbin/xfs_spaceman", "/usr/sbin/mkfs.ext4", "/usr/sbin/mke2fs", "/usr/sbin/dumpe2fs",
     "/usr/sbin/debugfs", "/usr/sbin/blkid", "/usr/sbin/wipefs", "/usr/sbin/blockdev", "/usr/sbin/sfdisk",
     "/usr/sbin/mkswap", "/usr/sbin/swapon", "/usr/sbin/swapoff", "/usr/bin/lsblk",
-    "/usr/bin/mount", "/usr/bin/umount", "/usr/bin/mountpoint", "/usr/sbin/losetup",
+    "/usr/bin/mount", "/usr/bin/umount", "/usr/bin/mountpoint", "/usr/bin/findmnt", "/usr/sbin/losetup",
     "/usr/sbin/modprobe", "/usr/sbin/insmod", "/usr/sbin/rmmod", "/usr/sbin/lsmod", "/usr/bin/kmod",
     "/usr/bin/udevadm", "/lib/systemd/systemd-udevd", "/lib/udev/scsi_id", "/usr/bin/systemctl",
     "/usr/bin/dd", "/usr/bin/od", "/usr/bin/sha256sum", "/usr/bin/stat", "/usr/bin/timeout",
@@ -52,6 +52,10 @@ TOOLS = [
 # changes (a new filesystem gets its by-uuid link).
 UDEV_RULES = ["/usr/lib/udev/rules.d/50-udev-default.rules", "/usr/lib/udev/rules.d/60-block.rules",
               "/usr/lib/udev/rules.d/60-persistent-storage.rules"]
+# mdadm's own rules (incremental assembly, /dev/md names): kept aside, installed only at boots
+# whose kernel command line says vmtest.mdadm-udev (micro/init), as on a host with mdadm.
+MDADM_RULES = ["/usr/lib/udev/rules.d/01-md-raid-creating.rules", "/usr/lib/udev/rules.d/63-md-raid-arrays.rules",
+               "/usr/lib/udev/rules.d/64-md-raid-assembly.rules"]
 # Kernel modules (with their dependencies). md_mod and raid0 are in the tree but not loaded at
 # boot: dbhost loads them itself, as on a real host.
 BOOT_MODULES = ["virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "nvme", "9pnet_virtio", "9p",
@@ -276,6 +280,10 @@ def main() -> int:
             copy_with_libs(fs, t, seen)
         for r in UDEV_RULES:
             fs.copy(r)
+        aside = tree / "usr/share/micro/mdadm-rules"
+        aside.mkdir(parents=True)
+        for r in MDADM_RULES:
+            shutil.move(str(fs.copy(r)), aside / posixpath.basename(r))
         mods = copy_modules(fs, kver)
         (tree / "busybox").mkdir()
         shutil.copy2(busybox, tree / "busybox" / "busybox")
@@ -311,6 +319,9 @@ def main() -> int:
         if out.exists():
             shutil.rmtree(out)
         work.rename(out)
+        for old in cache.glob("micro-*"):  # older builds for this kernel name
+            if old != out and (old / "name").is_file() and (old / "name").read_text().strip() == a.name:
+                shutil.rmtree(old, ignore_errors=True)
     finally:
         if work.exists():
             shutil.rmtree(work)

@@ -65,6 +65,7 @@ class Claim:
     memory_mb: int = 512
     profiles: dict = field(default_factory=dict)
     suite: bool = True
+    kernel_args: list = field(default_factory=list)  # e.g. vmtest.mdadm-udev (needs solo)
 
     def boots(self) -> list:
         return [s for s in self.steps if isinstance(s, MBoot)]
@@ -109,7 +110,7 @@ def pack(instances: list) -> list:
     open_groups: dict = {}
     for inst in instances:
         c = inst.claim
-        if c.solo:
+        if c.solo or c.kernel_args:  # a kernel argument changes the whole guest
             groups.append([inst])
             continue
         key = (inst.kernel, len(c.boots()))
@@ -206,6 +207,7 @@ class MicroRun(Run):
     def qemu_cmd(self, boot: Boot, out: Path, mask: list) -> list:
         m = self.micro
         append = ["console=ttyS0,115200", "panic=-1", "quiet", "mitigations=off", "modprobe.blacklist=floppy"]
+        append += [a for i in self.group for a in i.claim.kernel_args]
         cmd = ["qemu-system-x86_64", "-M", "pc", "-accel", self.accel, "-smp", "2", "-m", str(self.sc.memory_mb),
                "-display", "none", "-vga", "none", "-monitor", "none", "-no-reboot", "-nic", "none",
                "-serial", f"file:{self.dir}/console-{self.boot_no}.log",

@@ -64,6 +64,42 @@ mdadm --stop /dev/md/bymdadm >/dev/null 2>&1
 """
 
 
+UDEV = [Disk(f"u{i}", size=64 * MIB, serial=f"mdudev-{i}") for i in range(2)]
+ONE_ARRAY = r"""
+check "exactly one md array" is "$(grep -c '^md' /proc/mdstat)" 1
+check "no inactive array" hasnt "$(cat /proc/mdstat)" "inactive"
+check "/dev/md holds only withudev" is "$(ls /dev/md)" withudev
+md=$(kname /dev/md/withudev)
+check "array clean" is "$(mdattr $md array_state)" clean
+check "both members in it" is "$(ls -d /sys/block/$md/md/dev-* | wc -l)" 2
+check "mdadm --detail: name" has "$(mdadm --detail /dev/md/withudev 2>&1 | tr -s ' ')" "Name : any:withudev"
+"""
+WITH_UDEV_1 = r"""
+check "mdadm's udev rules are active" test -e /etc/udev/rules.d/64-md-raid-assembly.rules
+U=(); for i in 0 1; do U+=("$(dev_of mdudev-$i)"); done
+run create $DBHOST md create --name withudev "${U[@]}"
+check "md create exit 0" is "$(rc_of create)" 0
+check "md create says created" has "$(out_of create)" "created/started array withudev"
+""" + ONE_ARRAY + r"""
+udevadm trigger --action=change "${U[@]}"
+udevadm settle --timeout=60
+""" + ONE_ARRAY + r"""
+check "mdadm's map names it /dev/md/withudev" hasre "$(cat /run/mdadm/map)" "^md[0-9]+ 1.2 [0-9a-f:]+ /dev/md/withudev$"
+write_pat4k /dev/md/withudev 0 7
+sync
+run stop $DBHOST md stop withudev
+check "md stop exit 0" is "$(rc_of stop)" 0
+"""
+WITH_UDEV_2 = r"""
+udevadm settle --timeout=60
+""" + ONE_ARRAY + r"""
+check "data intact" read_is_pat4k /dev/md/withudev 0 7
+run assemble $DBHOST assemble
+check "dbhost assemble exit 0" is "$(rc_of assemble)" 0
+check "dbhost assemble: already running" has "$(out_of assemble)" "withudev: already running"
+"""
+
+
 def claims() -> list:
     return [
         Claim(name="mdadm-array-adopted-by-dbhost",
@@ -79,4 +115,10 @@ def claims() -> list:
               steps=[MBoot(job=create_job("bymdadm", BYMDADM),
                            check=lambda run, out: examine_all(BYMDADM, "bymdadm")(run)),
                      MBoot(job=MDADM_ASSEMBLES)]),
+        Claim(name="md-create-beside-mdadm-udev",
+              proves="with mdadm's udev rules active (incremental assembly), dbhost md create leaves exactly one "
+                     "array under its name (no md127 duplicate, no inactive extra), change events included; at the "
+                     "next boot mdadm's coldplug assembles it once and dbhost assemble says already running",
+              disks=UDEV, md=True, kernel_args=["vmtest.mdadm-udev"],
+              steps=[MBoot(job=WITH_UDEV_1), MBoot(job=WITH_UDEV_2)]),
     ]
