@@ -6,10 +6,12 @@
 #   bash scripts/vm-test.sh --list               # names and one-line descriptions
 #
 # Installs what it needs with apt-get (when root and missing), builds the static dbhost binary
-# (scripts/build-static.sh) and the guest images the scenarios use (scripts/vm-image.sh SUITE,
-# cached under $DBHOST_VM_CACHE, default /var/cache/dbhost-vm), then runs vm-tests/harness.py.
-# Guests run one at a time under TCG (KVM only if a short probe boot succeeds; DBHOST_VM_ACCEL=tcg|kvm forces).
-# Logs of every run: vm-tests/runs/<scenario>/ (console-N.log, ttyS1-N.log, out-N/, cmd-N.txt).
+# (scripts/build-static.sh), the guest images the scenarios use (scripts/vm-image.sh SUITE,
+# cached under $DBHOST_VM_CACHE, default /var/cache/dbhost-vm) and the micro-tier guests made from
+# their kernels (vm-tests/micro/build.py), then runs vm-tests/harness.py. Guests run one at a time
+# under TCG (KVM only if a short probe boot succeeds; DBHOST_VM_ACCEL=tcg|kvm forces).
+# Logs of every run: vm-tests/runs/<scenario>/ (console-N.log, ttyS1-N.log, out-N/, cmd-N.txt);
+# micro-tier claims that shared a boot: vm-tests/runs/micro-gNN/ (out-N/claims/<claim>/).
 # Environment: DBHOST_BIN=path skips the build and uses that binary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,9 +38,22 @@ need_pkgs() {
   command -v genisoimage >/dev/null || command -v xorriso >/dev/null || p+=(genisoimage)
   command -v file >/dev/null || p+=(file)
   python3 -c 'import yaml' 2>/dev/null || p+=(python3-yaml) # capture-redeploy loads the example user-data
-  command -v debugfs >/dev/null || p+=(e2fsprogs)         # capture-redeploy reads the captured image
+  command -v debugfs >/dev/null || p+=(e2fsprogs)         # capture-redeploy and micro/build.py read images
   command -v mdadm >/dev/null || p+=(mdadm)               # the md scenarios' oracle (mdadm --examine)
-  command -v mkfs.exfat >/dev/null || p+=(exfatprogs)     # exfat-refused: the exFAT disk is made on the host
+  command -v readelf >/dev/null || p+=(binutils)          # micro/build.py: the tools' libraries
+  command -v cpio >/dev/null || p+=(cpio)                 # micro/build.py: the initramfs
+  command -v nbdkit >/dev/null || p+=(nbdkit)             # fault injection (error filter)
+  # The refusal claims' signatures, each written by its format's own tool (micro/corpus.py).
+  command -v mkfs.xfs >/dev/null || p+=(xfsprogs)
+  command -v mkfs.btrfs >/dev/null || p+=(btrfs-progs)
+  command -v mkfs.vfat >/dev/null || p+=(dosfstools)
+  command -v mkntfs >/dev/null || p+=(ntfs-3g)
+  command -v mkfs.exfat >/dev/null || p+=(exfatprogs)
+  command -v mkfs.f2fs >/dev/null || p+=(f2fs-tools)
+  command -v cryptsetup >/dev/null || p+=(cryptsetup-bin)
+  command -v make-bcache >/dev/null || p+=(bcache-tools)
+  command -v pvcreate >/dev/null || p+=(lvm2)
+  command -v sfdisk >/dev/null || p+=(fdisk)
   printf '%s\n' "${p[@]}"
 }
 missing=$(need_pkgs)
@@ -77,12 +92,31 @@ else
 fi
 # One image per Debian suite the selected scenarios use (bookworm, trixie).
 images=()
+declare -A img_of=()
 for suite in $(python3 vm-tests/harness.py --suites "$@"); do
   stage "guest image ($suite)"
-  images+=(--image "$(bash scripts/vm-image.sh "$suite" | tail -n1)")
+  img_of[$suite]=$(bash scripts/vm-image.sh "$suite" | tail -n1)
+  images+=(--image "${img_of[$suite]}")
 done
+micro=()
+if [ -n "${img_of[bookworm]:-}" ]; then
+  stage "micro-tier guests (vm-tests/micro/build.py)"
+  # Debian 12's kernel is the micro tier's default; md claims also run on every other kernel
+  # given: Debian 13's (6.12) when its image is in this run, and DBHOST_VM_MICRO_EXTRA's
+  # (space-separated NAME=IMAGE_DIR or NAME=IMAGE_DIR:VMLINUZ; modules and tools are read from
+  # IMAGE_DIR/root-mdadm.img).
+  micro=(--micro "default=$(python3 vm-tests/micro/build.py --image "${img_of[bookworm]}" | tail -n1)")
+  extra=${DBHOST_VM_MICRO_EXTRA:-}
+  [ -z "${img_of[trixie]:-}" ] || extra="trixie=${img_of[trixie]} $extra"
+  for e in $extra; do
+    name=${e%%=*} rest=${e#*=}
+    dir=${rest%%:*} kernel=${rest#"$dir"}
+    micro+=(--micro "$name=$(python3 vm-tests/micro/build.py --image "$dir" --name "$name" \
+      ${kernel:+--kernel "${kernel#:}"} | tail -n1)")
+  done
+fi
 stage "scenarios"
 rc=0
-python3 vm-tests/harness.py "${images[@]}" --dbhost "$bin" "$@" || rc=$?
+python3 vm-tests/harness.py "${images[@]}" "${micro[@]}" --dbhost "$bin" "$@" || rc=$?
 stage "done (exit $rc)"
 exit $rc

@@ -39,6 +39,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -92,6 +94,13 @@ class Disk:
     # use this file (copied) instead of a blank one; a callable is called when the disk is
     # created (an image made on the host at run time, e.g. by scripts/signature_corpus.py)
     image: Optional[Union[str, Callable[[], str]]] = None
+    # Fault injection: "EIO", "EPERM" or "ENOSPC". The disk is served through nbdkit's error
+    # filter, and the guest decides when its requests fail (guest-lib.sh: fault_on SERIAL
+    # write|read, fault_off): every write (and write-zeroes, trim) fails with this error while
+    # the trigger file <out>/faults/SERIAL.write exists, every read with EIO while .read exists.
+    # The device reports errors to the guest (werror/rerror=report) instead of pausing the VM.
+    fault: Optional[str] = None
+    readonly: bool = False  # attached read-only (the guest sees /sys/block/X/ro = 1)
 
     def serial_(self) -> str:
         return self.serial or self.name
@@ -104,7 +113,7 @@ class HotAdd:
 
 @dataclass
 class HotRemove:
-    name: str
+    name: object  # the disk's name, or the Disk itself (its name may change: micro claims share boots)
 
 
 @dataclass
@@ -304,11 +313,12 @@ class Qmp:
                 raise ScenarioFailure(f"QMP {name} {args}: {r['error']}")
             return r.get("return")
 
-    def wait_event(self, name: str, timeout: float) -> dict:
+    def wait_event(self, name: str, timeout: float, **data) -> dict:
+        """The next event NAME whose data has these values (e.g. device="dev-x")."""
         deadline = time.monotonic() + timeout
         while True:
             for i, e in enumerate(self.events):
-                if e["event"] == name:
+                if e["event"] == name and all((e.get("data") or {}).get(k) == v for k, v in data.items()):
                     return self.events.pop(i)
             if time.monotonic() > deadline:
                 raise ScenarioFailure(f"QMP event {name} not seen within {timeout} s")
@@ -336,6 +346,8 @@ def log(msg: str):
 class Run:
     """State of one scenario run: its directory, disks and boots."""
 
+    guest_kind = "full"  # for the guest lock (micro/tier.py's runs say "micro")
+
     def __init__(self, sc: Scenario, image: Path, dbhost: Path, accel: str):
         self.sc = sc
         self.image = image
@@ -350,6 +362,8 @@ class Run:
         self.timings: dict = {}
         self.root = self.dir / "root.qcow2"
         self.kernel: dict = {}  # kernels.json entry of sc.kernel (prepare)
+        self.nbd_dir: Optional[Path] = None  # sockets of the fault disks' nbdkit servers
+        self.nbds: list = []  # their processes during a boot
 
     # paths
     def disk_path(self, d: Disk) -> Path:
@@ -371,7 +385,10 @@ class Run:
         for d in self.sc.disks:
             self.create_disk(d)
             self.disks.append(d)
-        # job share
+        self.job_share()
+
+    def job_share(self) -> Path:
+        """The job share's fixed content: the dbhost under test, profiles, guest-lib.sh."""
         job = self.dir / "job"
         (job / "profiles").mkdir(parents=True)
         shutil.copy2(self.dbhost, job / "dbhost")
@@ -382,6 +399,7 @@ class Run:
         for name, text in self.sc.profiles.items():
             (job / "profiles" / name).write_text(text)
         shutil.copy2(HERE / "lib" / "guest-lib.sh", job / "lib.sh")
+        return job
 
     def create_disk(self, d: Disk):
         p = self.disk_path(d)
@@ -425,11 +443,57 @@ class Run:
         self.instance_id, self.hostname = instance_id, hostname
 
     # ------------------------------------------------------------------ qemu command line
+    # ------------------------------------------------------------------ fault disks (nbdkit)
+    def nbd_socket(self, d: Disk) -> Path:
+        if self.nbd_dir is None:  # short: unix socket paths are limited to 107 bytes
+            self.nbd_dir = Path(tempfile.mkdtemp(prefix="dbhost-nbd-"))
+        return self.nbd_dir / f"{d.name}.sock"
+
+    def start_nbd(self, d: Disk, faults: Path):
+        """Serve d's image through nbdkit's error filter (see Disk.fault) until the boot ends."""
+        if shutil.which("nbdkit") is None:
+            raise ScenarioFailure("nbdkit is not installed (needed for fault-injection disks)")
+        sock = self.nbd_socket(d)
+        pid = sock.with_suffix(".pid")
+        for f in (sock, pid):
+            f.unlink(missing_ok=True)
+        trig = faults / d.serial_()
+        args = ["nbdkit", "--foreground", "--exit-with-parent", "--unix", str(sock), "-P", str(pid),
+                "--filter=error", "file", f"file={self.disk_path(d)}"]
+        for op in ("pwrite", "zero", "trim"):
+            args += [f"error-{op}={d.fault}", f"error-{op}-rate=1", f"error-{op}-file={trig}.write"]
+        args += ["error-pread=EIO", "error-pread-rate=1", f"error-pread-file={trig}.read"]
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                             stdout=open(self.dir / f"nbdkit-{d.name}-{self.boot_no}.log", "w"))
+        self.nbds.append(p)
+        deadline = time.monotonic() + 30
+        while not pid.exists():  # nbdkit writes its pid file once it listens
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise ScenarioFailure(f"nbdkit for disk {d.name} did not start (see "
+                                      f"{self.dir}/nbdkit-{d.name}-{self.boot_no}.log)")
+            time.sleep(0.05)
+
+    def stop_nbds(self):
+        for p in self.nbds:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.nbds = []
+
     def drive_args(self, d: Disk, index: int) -> list:
         path = self.disk_path(d)
-        drv = f"file={path},format=raw,if=none,id=drv-{d.name},cache={d.cache}"
-        if d.cache == "none":
-            drv += ",aio=native"
+        if d.fault:
+            drv = f"driver=nbd,server.type=unix,server.path={self.nbd_socket(d)},if=none,id=drv-{d.name}"
+        else:
+            drv = f"file={path},format=raw,if=none,id=drv-{d.name},cache={d.cache}"
+            if d.cache == "none":
+                drv += ",aio=native"
+        if d.readonly:
+            drv += ",readonly=on"
         if d.bps:
             drv += f",throttling.bps-total={d.bps}"
         if d.iops:
@@ -452,6 +516,8 @@ class Run:
             dev = f"virtio-blk-pci,id=dev-{d.name},drive=drv-{d.name},serial={d.serial_()[:20]},{blk}"
         else:
             raise ScenarioFailure(f"disk {d.name}: unknown bus {d.bus!r}")
+        if d.fault:
+            dev += ",werror=report,rerror=report"
         return ["-drive", drv, "-device", dev]
 
     def seed(self) -> Optional[Path]:
@@ -609,13 +675,21 @@ class Run:
         if qmp_path.exists():
             qmp_path.unlink()
         tty1 = self.dir / f"ttyS1-{n}.log"
-        with one_guest(), self.virtiofsd(out):
+        with one_guest(self.guest_kind), self.virtiofsd(out):
             self._run_guest(b, n, cmd, qmp_path, tty1, out)
 
     def _run_guest(self, b: Boot, n: int, cmd: list, qmp_path: Path, tty1: Path, out: Path):
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(self.dir / f"qemu-{n}.log", "w"),
-                                stderr=subprocess.STDOUT)
+        (out / "faults").mkdir(exist_ok=True)
+        try:
+            for d in self.disks:
+                if d.fault:
+                    self.start_nbd(d, out / "faults")
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(self.dir / f"qemu-{n}.log", "w"),
+                                    stderr=subprocess.STDOUT)
+        except BaseException:
+            self.stop_nbds()
+            raise
         qmp = None
         try:
             qmp = Qmp(qmp_path)
@@ -626,6 +700,8 @@ class Run:
             deadline = t0 + b.timeout
             while proc.poll() is None:
                 now = time.monotonic()
+                if STOP.is_set():
+                    raise ScenarioFailure(f"boot {n}: the harness was interrupted")
                 if now > deadline:
                     raise ScenarioFailure(f"boot {n}: no power-off within {b.timeout} s "
                                           f"(see {self.dir}/console-{n}.log)")
@@ -663,8 +739,9 @@ class Run:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            self.stop_nbds()
         total = time.monotonic() - t0
-        self.timings[f"boot-{n}"] = {"total_s": round(total, 1),
+        self.timings[f"boot-{n}"] = {"total_s": round(total, 1), "wall_start": round(time.time() - total, 1),
                                      "job_start_s": round(started, 1) if started else None,
                                      "job_end_s": round(ended, 1) if ended else None}
         log(f"    boot {n}: {total:.1f} s (job started at {started and round(started, 1)} s after qemu start)")
@@ -677,16 +754,21 @@ class Run:
     def act(self, qmp: Qmp, act, t: float):
         if isinstance(act, HotAdd):
             d = act.disk
-            self.create_disk(d)
+            if not self.disk_path(d).exists():  # a disk detached earlier comes back as it was
+                self.create_disk(d)
             lun = d.lun if d.lun is not None else len(self.disks)
             log(f"    hot-add {d.name} ({d.bus}) at {t:.1f} s")
-            node = {"driver": "raw", "node-name": f"drv-{d.name}",
-                    "file": {"driver": "file", "filename": str(self.disk_path(d)),
-                             "cache": {"direct": d.cache == "none"}}}
-            qmp.cmd("blockdev-add", **node)
+            if d.fault:
+                self.start_nbd(d, self.out() / "faults")
+                file = {"driver": "nbd", "server": {"type": "unix", "path": str(self.nbd_socket(d))}}
+            else:
+                file = {"driver": "file", "filename": str(self.disk_path(d)), "cache": {"direct": d.cache == "none"}}
+            qmp.cmd("blockdev-add", **{"driver": "raw", "node-name": f"drv-{d.name}", "file": file})
             pbs = d.physical_block_size or max(d.block_size, 4096)
             dev = {"id": f"dev-{d.name}", "drive": f"drv-{d.name}", "serial": d.serial_(),
                    "logical_block_size": d.block_size, "physical_block_size": pbs}
+            if d.fault:
+                dev.update({"werror": "report", "rerror": "report"})
             if d.bus == "scsi":
                 dev.update({"driver": "scsi-hd", "bus": "scsi0.0", "channel": 0, "scsi-id": 0, "lun": lun})
                 if not d.rotational:
@@ -700,10 +782,15 @@ class Run:
                 d.lun = lun
             self.disks.append(d)
         elif isinstance(act, HotRemove):
-            log(f"    hot-remove {act.name} at {t:.1f} s")
-            qmp.cmd("device_del", id=f"dev-{act.name}")
-            qmp.wait_event("DEVICE_DELETED", 120)
-            self.disks = [d for d in self.disks if d.name != act.name]
+            name = act.name.name if isinstance(act.name, Disk) else act.name
+            log(f"    hot-remove {name} at {t:.1f} s")
+            qmp.cmd("device_del", id=f"dev-{name}")
+            qmp.wait_event("DEVICE_DELETED", 120, device=f"dev-{name}")
+            try:  # a hot-added disk's node outlives its device: free the name for a re-attach
+                qmp.cmd("blockdev-del", **{"node-name": f"drv-{name}"})
+            except ScenarioFailure:
+                pass  # a -drive disk's node went with its device
+            self.disks = [d for d in self.disks if d.name != name]
         elif isinstance(act, PowerOff):
             log(f"    hard power-off at {t:.1f} s")
             qmp.cmd("quit")
@@ -783,22 +870,56 @@ def find_virtiofsd() -> str:
 # Acceleration: TCG unless a short KVM probe boot succeeds (KVM guests hang on some hosts).
 
 
+def _flock(f, mode: int, what: str):
+    try:
+        fcntl.flock(f, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"    waiting for {what}")
+        fcntl.flock(f, mode)
+
+
 @contextlib.contextmanager
-def one_guest():
+def one_guest(kind: str = "full"):
     """Hold the machine-wide guest lock while a QEMU guest runs: one guest at a time (two TCG
     guests on 2 cores only slow each other down and break every bounded wait). Another run of the
-    harness (a second checkout, CI) waits here, boot by boot. $DBHOST_VM_LOCK names the file."""
+    harness (a second checkout, CI) waits here, boot by boot. $DBHOST_VM_LOCK names the file.
+
+    Micro guests (kind "micro", micro/tier.py) are small enough that $DBHOST_VM_MICRO_SLOTS
+    (default 1) of them may run at once: they hold the lock shared, each with one slot lock
+    (PATH.micro-N); a full guest holds it exclusively. Both kinds pass a turnstile (PATH.turnstile)
+    on the way in, which a waiting full guest keeps, so a stream of micro guests cannot starve it."""
     path = os.environ.get("DBHOST_VM_LOCK") or ("/run/lock/dbhost-vm-guest.lock" if os.access("/run/lock", os.W_OK)
                                                 else "/tmp/dbhost-vm-guest.lock")
-    with open(path, "a") as f:
+    micro = kind == "micro"
+    with open(path + ".turnstile", "a") as gate, open(path, "a") as f:
+        _flock(gate, fcntl.LOCK_EX, f"the guest lock's turnstile ({path}.turnstile)")
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"    waiting for another guest to finish ({path})")
-            fcntl.flock(f, fcntl.LOCK_EX)
+            _flock(f, fcntl.LOCK_SH if micro else fcntl.LOCK_EX, f"another guest to finish ({path})")
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        slot = None
         try:
+            if micro:
+                n = max(1, int(os.environ.get("DBHOST_VM_MICRO_SLOTS", "1")))
+                slots = [open(f"{path}.micro-{i}", "a") for i in range(n)]
+                for s in slots:
+                    try:
+                        fcntl.flock(s, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        slot = s
+                        break
+                    except BlockingIOError:
+                        continue
+                if slot is None:
+                    slot = slots[threading.get_ident() % n]
+                    _flock(slot, fcntl.LOCK_EX, f"a micro guest slot ({path}.micro-*)")
+                for s in slots:
+                    if s is not slot:
+                        s.close()
             yield
         finally:
+            if slot is not None:
+                fcntl.flock(slot, fcntl.LOCK_UN)
+                slot.close()
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
@@ -849,8 +970,55 @@ def load_scenarios() -> dict:
     return out
 
 
+def print_table(scenarios: dict, claims: list, summaries: list):
+    """Markdown rows: every scenario and claim with what it proves and its last passing run."""
+    last: dict = {}
+    for f in summaries:  # oldest first: later runs win
+        doc = json.loads(f.read_text())
+        for r in doc["results"]:
+            if r["ok"]:
+                load = doc.get("load")
+                last[r["scenario"]] = (r, doc.get("date", "?") + (f", load {load[0]:.1f}" if load else ""))
+    print("| name | tier | what it proves | last passing run (seconds; date, host load average at the end) |\n"
+          "|---|---|---|---|")
+
+    def when(name):
+        if name not in last:
+            return "not run yet"
+        r, date = last[name]
+        boots = [v["total_s"] for k, v in r["boots"].items() if k.startswith("boot-") and isinstance(v, dict)]
+        if "group" in r:
+            return f"job {r.get('job_s')} s in {len(boots)} shared boot(s) of {' + '.join(map(str, boots))} s ({date})"
+        return f"{' + '.join(map(str, boots))} s in {len(boots)} boot(s) ({date})"
+    for sc in scenarios.values():
+        tier_ = "full" + ("" if sc.suite else ", by name")
+        print(f"| `{sc.name}` | {tier_} | {sc.description} | {when(sc.name)} |")
+    for c in claims:
+        tier_ = "micro" + (", every kernel" if c.md else "") + ("" if c.suite else ", by name")
+        print(f"| `{c.name}` | {tier_} | {c.proves} | {when(c.name)} |")
+
+
+def guest_seconds(results: list) -> float:
+    """Seconds during which at least one of these results' guests ran (the union of their boots'
+    intervals: waits for the guest lock excluded, overlapping guests counted once)."""
+    spans = sorted((b["wall_start"], b["wall_start"] + b["total_s"]) for b in
+                   {r.get("group", r["scenario"]): r["boots"] for r in results}.values() for b in
+                   [v for k, v in b.items() if k.startswith("boot-") and isinstance(v, dict) and "wall_start" in v])
+    total, end = 0.0, float("-inf")
+    for a, b in spans:
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
+
+
+STOP = threading.Event()  # set on SIGTERM/SIGHUP/^C: guests in other threads stop too
+
+
 def _terminate(signum, frame):
-    # Let `finally` blocks stop the running QEMU (never leave a guest behind).
+    # Let `finally` blocks stop the running QEMU (never leave a guest behind); guests that run
+    # in micro-tier threads see STOP at their next poll.
+    STOP.set()
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -862,24 +1030,55 @@ def main() -> int:
     ap.add_argument("--image", type=Path, action="append", default=[],
                     help="guest image dir (from scripts/vm-image.sh SUITE); once per suite")
     ap.add_argument("--dbhost", type=Path, help="static dbhost binary")
+    ap.add_argument("--micro", action="append", default=[], metavar="NAME=DIR",
+                    help="a micro-tier guest (vm-tests/micro/build.py output); repeatable, the first is "
+                         "the default kernel, md claims run on every one")
+    ap.add_argument("--share", action="store_true",
+                    help="named micro claims share boots as in the suite (by default each boots alone)")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
     ap.add_argument("--suites", action="store_true",
                     help="print the Debian suites (images) the selected scenarios need, one a line, and exit")
+    ap.add_argument("--table", action="store_true",
+                    help="print the README's scenario table (name, what it proves, last measured time) from "
+                         "the runs recorded under $DBHOST_VM_RUNS")
     ap.add_argument("scenarios", nargs="*")
     a = ap.parse_args()
     scenarios = load_scenarios()
+    from micro import tier
+    claims = tier.load_claims()
+    micro = {}
+    for m in a.micro:
+        k, _, d = m.partition("=")
+        micro[k] = Path(d)
+    kernels = list(micro) or ["default"]
+    if a.table:
+        print_table(scenarios, claims, sorted(RUNS.glob("summary-*.json")))
+        return 0
     if a.list:
         for sc in scenarios.values():
             guest = "" if (sc.image, sc.kernel) == tuple(GUEST_DEFAULTS.values()) else f"[{sc.image}, {sc.kernel} kernel] "
-            print(f"{sc.name:16} {'' if sc.suite else '(not in the suite) '}{guest}{sc.description}")
+            print(f"{sc.name:34} {'' if sc.suite else '(not in the suite) '}{guest}{sc.description}")
+        for c in claims:
+            where = "micro, every kernel" if c.md else "micro"
+            print(f"{c.name:34} [{where}{'' if c.suite else ', not in the suite'}] {c.proves}")
         return 0
-    names = a.scenarios or [n for n, sc in scenarios.items() if sc.suite]
-    unknown = [n for n in names if n not in scenarios]
-    if unknown:
-        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(scenarios)}", file=sys.stderr)
-        return 2
+    every = tier.instances(claims, kernels, None)
+    if a.scenarios:
+        labels = {i.label for i in tier.instances(claims, kernels, [n for n in a.scenarios])}
+        unknown = [n for n in a.scenarios if n not in scenarios and n not in labels]
+        if unknown:
+            known = list(scenarios) + [c.name for c in claims]
+            print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+            return 2
+        names = [n for n in a.scenarios if n in scenarios]
+        picked = tier.instances(claims, kernels, [n for n in a.scenarios if n not in scenarios])
+    else:
+        names = [n for n, sc in scenarios.items() if sc.suite]
+        picked = every
     if a.suites:
-        print("\n".join(dict.fromkeys(scenarios[n].image for n in names)))
+        # The micro tier's kernels come from the bookworm image (and trixie's, when given).
+        needed = [scenarios[n].image for n in names] + (["bookworm"] if picked else [])
+        print("\n".join(dict.fromkeys(needed)))
         return 0
     if not a.image or not a.dbhost:
         print("--image and --dbhost are required (scripts/vm-test.sh provides them)", file=sys.stderr)
@@ -890,10 +1089,27 @@ def main() -> int:
         print(f"no image given for suite(s) {', '.join(missing)} (scripts/vm-image.sh SUITE builds one)",
               file=sys.stderr)
         return 2
+    if picked and not micro:
+        print("micro-tier claims need --micro NAME=DIR (scripts/vm-test.sh builds it)", file=sys.stderr)
+        return 2
     RUNS.mkdir(parents=True, exist_ok=True)
     accel = choose_accel(a.image[0], a.image[0].parent)
     results = []
     t_suite = time.monotonic()
+    stages = []
+    if picked:
+        # Claims named on the command line boot alone; the suite packs them into shared boots.
+        groups = tier.pack(picked) if a.share or not a.scenarios else [[i] for i in picked]
+        slots = max(1, int(os.environ.get("DBHOST_VM_MICRO_SLOTS", "1")))
+        t_micro = time.monotonic()
+        micro_results = tier.run_groups(groups, micro, a.dbhost, accel, parallel=slots)
+        results += micro_results
+        boots = sum(len(b) for b in {r["group"]: r["boots"] for r in micro_results}.values())
+        stages.append(f"micro tier: {len(picked)} claims, {len(groups)} groups, {boots} boots, "
+                      f"{time.monotonic() - t_micro:.1f} s ({slots} guest(s) at a time; guests running "
+                      f"{guest_seconds(micro_results):.1f} s of it)")
+        log(stages[-1])
+    t_full = time.monotonic()
     for name in names:
         sc = scenarios[name]
         log(f"--- {name}: {sc.description}")
@@ -916,10 +1132,20 @@ def main() -> int:
         if not ok:
             log("    " + err.replace("\n", "\n    "))
             log(f"    logs: {run.dir}")
+    if names:
+        full = [r for r in results if "group" not in r]
+        stages.append(f"full image: {len(full)} scenarios, "
+                      f"{sum(len([k for k in r['boots'] if k.startswith('boot-')]) for r in full)} boots, "
+                      f"{time.monotonic() - t_full:.1f} s")
+    for line in stages:
+        log(line)
     passed = sum(r["ok"] for r in results)
     failed = len(results) - passed
-    (RUNS / "summary.json").write_text(json.dumps({"results": results, "seconds": round(time.monotonic() - t_suite, 1)},
-                                                  indent=1) + "\n")
+    doc = json.dumps({"results": results, "seconds": round(time.monotonic() - t_suite, 1), "stages": stages,
+                      "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                      "load": os.getloadavg()}, indent=1) + "\n"
+    (RUNS / "summary.json").write_text(doc)
+    (RUNS / f"summary-{int(time.time())}.json").write_text(doc)  # for `--table`
     log(f"suite time {time.monotonic() - t_suite:.1f} s")
     print(f"{passed} passed, {failed} failed", flush=True)
     return 0 if failed == 0 else 1
@@ -930,4 +1156,8 @@ if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
     import harness
 
-    sys.exit(harness.main())
+    try:
+        sys.exit(harness.main())
+    except KeyboardInterrupt:
+        harness.STOP.set()
+        raise

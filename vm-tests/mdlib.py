@@ -32,7 +32,7 @@ udevadm settle --timeout=60
 # dev_of SERIAL: the stable /dev/disk/by-id path of the data disk with that serial.
 dev_of() {
   local p
-  for p in /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_"$1" /dev/disk/by-id/*_"$1"; do
+  for p in /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_"$1" /dev/disk/by-id/*_"$1" /dev/disk/by-id/virtio-"$1"; do
     [ -b "$p" ] && { echo "$p"; return 0; }
   done
   return 1
@@ -63,9 +63,35 @@ read_is_pat() {
   [ "$got" = "$want" ] && return 0
   echo "$1 sector $2: got [$got] expected pattern $3 [$want]"; return 1
 }
+# pattern4k I / write_pat4k DEV BYTE I / read_is_pat4k DEV BYTE I: the same with 4 KiB blocks at a
+# byte offset (O_DIRECT works for them on 512-byte and 4096-byte sector devices alike).
+pattern4k() { local i; for i in 1 2 3 4 5 6 7 8; do pattern "$1"; done; }
+write_pat4k() { pattern4k "$3" | dd of="$1" bs=4096 seek=$(($2 / 4096)) count=1 iflag=fullblock oflag=direct conv=notrunc status=none; }
+read_is_pat4k() {
+  cmp <(dd if="$1" bs=4096 skip=$(($2 / 4096)) count=1 iflag=direct status=none) <(pattern4k "$3") >/dev/null && return 0
+  echo "$1 byte $2: not pattern $3: $(dd if="$1" bs=4096 skip=$(($2 / 4096)) count=1 iflag=direct status=none | od -An -c | head -c 160)"
+  return 1
+}
 # md sysfs attribute
 mdattr() { cat "/sys/block/$1/md/$2" 2>&1; }
 """
+
+
+def data_offset(dev_sectors: int, chunk_sectors: int = 1024) -> int:
+    """The data offset (sectors) mdadm gives a v1.2 RAID0 member of this size (MD.md §1.7,
+    mdadm's validate_geometry1), derived here from the note, not from dbhost's code."""
+    headroom = 262144
+    while headroom * 1024 > dev_sectors and (chunk_sectors == 0 or headroom // 2 >= 2 * chunk_sectors):
+        headroom //= 2
+    if dev_sectors < 128:
+        bm = 0
+    elif dev_sectors - 128 >= 200 * 2097152:
+        bm = 256
+    elif dev_sectors - 8 > 8 * 2097152:
+        bm = 128
+    else:
+        bm = 8
+    return -(-(24 + bm + headroom) // 2048) * 2048
 
 
 def job(text: str) -> str:

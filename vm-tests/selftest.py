@@ -56,6 +56,58 @@ def broken_variants():
     yield "role unknown", mut(lambda i: d(i, "nvme0n1").update(role={"kind": "unknown"}))
 
 
+def micro_selftest() -> int:
+    """The micro tier's claims load, are well-formed, and pack into boots within the limits; the
+    micro checks reject broken inventories."""
+    from micro import tier
+    failures = 0
+    claims = tier.load_claims()
+    for c in claims:
+        if not c.boots():
+            print(f"selftest: micro claim {c.name} has no boot")
+            failures += 1
+    groups = tier.pack(tier.instances(claims, ["k1", "k2"], None))
+    for g in groups:
+        c = [i.claim for i in g]
+        if len({i.kernel for i in g}) != 1 or len({len(x.boots()) for x in c}) != 1:
+            print(f"selftest: micro group mixes kernels or boot counts: {[i.label for i in g]}")
+            failures += 1
+        if len(g) > 1 and any(x.solo for x in c):
+            print(f"selftest: a solo claim shares a boot: {[i.label for i in g]}")
+            failures += 1
+        disks = [d for x in c for d in x.disks + x.late_disks]
+        if sum(d.bus == "scsi" for d in disks) > tier.MAX_SCSI or sum(d.bus != "scsi" for d in disks) > \
+                tier.MAX_PCI_DISKS or len(g) > tier.MAX_CLAIMS:
+            print(f"selftest: micro group over its limits: {[i.label for i in g]}")
+            failures += 1
+        serials = [d.serial_() for d in disks]
+        if len(serials) != len(set(serials)):
+            print(f"selftest: micro group reuses a serial: {[i.label for i in g]}")
+            failures += 1
+    labels = [i.label for g in groups for i in g]
+    md = [c for c in claims if c.md and c.suite]
+    if len(labels) != len(set(labels)) or sum("@k2" in x for x in labels) != len(md):
+        print("selftest: micro instances wrong: md claims must run once per kernel, others once")
+        failures += 1
+    inv = {"schema": 1, "platform": "qemu", "disks": [
+        disk("sda", "s-a", "data", lun=3, size=64 * 1024 ** 2),
+        {**disk("sdb", "s-b", "unknown", lun=4), "refusals": [{"reason": "holds_signature", "kind": "xfs",
+                                                                "offset": 0}]}]}
+    checks.check_candidates(inv, {"s-a": {"lun": 3, "size": 64 * 1024 ** 2, "transport": "scsi"}})
+    checks.check_refused(inv, "s-b", "holds_signature", kind="xfs")
+    for what, fn in [("wrong lun", lambda: checks.check_candidates(inv, {"s-a": {"lun": 2}})),
+                     ("refused taken as candidate", lambda: checks.check_candidates(inv, {"s-b": {}})),
+                     ("wrong kind", lambda: checks.check_refused(inv, "s-b", "holds_signature", kind="ext4")),
+                     ("candidate taken as refused", lambda: checks.check_refused(inv, "s-a", "holds_signature"))]:
+        try:
+            fn()
+            print(f"selftest: micro check accepted: {what}")
+            failures += 1
+        except checks.CheckError:
+            pass
+    return failures
+
+
 def main():
     failures = 0
     checks.check_inventory(GOOD, **EXPECT)
@@ -112,7 +164,16 @@ def main():
             if got != ok:
                 print(f"selftest: cloud_init_done said {got} for {status} / {result}")
                 failures += 1
+    failures += micro_selftest()
     assert harness.size_bytes("2G") == 2 * G and harness.size_bytes("512M") == 512 * 1024 ** 2
+    # guest time: overlapping boots counted once, boots of claims sharing a group once
+    boot = lambda s, t: {"wall_start": s, "total_s": t}  # noqa: E731
+    rs = [{"group": "g1", "scenario": "a", "boots": {"boot-1": boot(0, 10)}},
+          {"group": "g1", "scenario": "b", "boots": {"boot-1": boot(0, 10)}},
+          {"group": "g2", "scenario": "c", "boots": {"boot-1": boot(5, 10), "boot-2": boot(30, 4)}}]
+    if harness.guest_seconds(rs) != 19:
+        print(f"selftest: guest_seconds {harness.guest_seconds(rs)}, expected 19")
+        failures += 1
     print(f"selftest: {'ok' if not failures else 'FAILED'} ({len(scs)} scenarios loaded)")
     return 1 if failures else 0
 

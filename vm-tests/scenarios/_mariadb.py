@@ -41,6 +41,44 @@ fi
 """
 
 
+# Bash for a job: a writer that inserts ids BOOT*10^7+i into live.w all the time; each id the
+# server acknowledged goes to $VMTEST_OUT/acked.txt (on the harness's share, so a power cut
+# cannot lose the record). start_writer / stop_writer.
+WRITER = r"""
+start_writer() {
+  rm -f /run/crash-writer.stop
+  ( i=0; base=$((VMTEST_BOOT * 10000000))
+    while [ ! -e /run/crash-writer.stop ]; do
+      i=$((i + 1))
+      if mysql --connect-timeout=2 -e "INSERT INTO live.w (id, pad) VALUES ($((base + i)), REPEAT('w', 64))" 2>/dev/null; then
+        echo $((base + i)) >>"$VMTEST_OUT/acked.txt"
+      else
+        sleep 0.3
+      fi
+    done ) >/dev/null 2>&1 &
+  WRITER=$!
+}
+stop_writer() { touch /run/crash-writer.stop; wait $WRITER; }
+"""
+
+
+def acked_rows_lost(run, present_ids_file) -> tuple:
+    """(acknowledged, lost): every id the writer recorded in any boot's acked.txt that is not in
+    PRESENT_IDS_FILE (the ids in live.w at the end, one per line)."""
+    present = set(read_text(present_ids_file).split())
+    acked, lost = 0, []
+    for n in range(1, run.boot_no + 1):
+        p = run.out(n) / "acked.txt"
+        if p.exists():
+            ids = read_text(p).split()
+            acked += len(ids)
+            lost += [i for i in ids if i not in present]
+            run.timings[f"acked-boot-{n}"] = len(ids)
+    expect(acked > 0, "the writer got no row acknowledged")
+    expect(not lost, f"{len(lost)} of {acked} acknowledged rows lost, e.g. {lost[:20]}")
+    return acked, lost
+
+
 def load_sizes(mb: int, rows_mb: int = 128) -> tuple:
     """(ROWS, BLOBS) for `dbload` to make about `mb` MiB: up to `rows_mb` MiB of rows, the rest
     as 64 KiB blobs."""

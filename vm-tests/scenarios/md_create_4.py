@@ -108,8 +108,9 @@ SCENARIO = Scenario(
     + [Disk(d.name, size=d.size, bus=d.bus, lun=d.lun + 4, serial=d.serial) for d in STALE_DISKS],
     mask=["mariadb.service", "postgresql.service"],
     memory_mb=1024,  # no database runs here; a smaller guest boots faster under TCG
-    # Not in the default suite until it has passed twice in a row on the project machine.
-    suite=True,  # passed in a guest: 557 s
+    # By name: in the suite, the micro tier carries these claims on both kernels (md-raid0-4-disks,
+    # md-members-reordered, ...); this full boot and its variants cover the cloud kernels.
+    suite=False,
     steps=[
         Boot(job=BOOT1),
         Host(examine_all),

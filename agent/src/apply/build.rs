@@ -80,10 +80,7 @@ pub fn build(profile: &Profile, plan: &Plan, opts: &BuildOptions) -> Result<Vec<
         }),
         _ => None,
     };
-    let fs_type = match plan.filesystem.fs_type {
-        crate::profile::FsType::Xfs => crate::fs::FsType::Xfs,
-        crate::profile::FsType::Ext4 => crate::fs::FsType::Ext4,
-    };
+    let fs_type: crate::fs::FsType = plan.filesystem.fs_type.into();
     let target = FsTarget {
         device: plan.filesystem.device.clone(),
         fs: fs_type,

@@ -1,6 +1,7 @@
-//! TEST-ONLY fault injection for the `crash-matrix` VM scenario: make `dbhost apply` die (or
-//! freeze, so the harness can cut the power) at a chosen, deterministic point. Nothing happens
-//! unless the environment variable `DBHOST_FAULT` is set; operators never set it.
+//! TEST-ONLY fault injection for the VM scenarios (`crash-matrix`, the fault claims): make
+//! `dbhost apply` die, freeze (so the harness can cut the power) or wait while the test breaks a
+//! disk, at a chosen, deterministic point. Nothing happens unless the environment variable
+//! `DBHOST_FAULT` is set; operators never set it.
 //!
 //! ```text
 //! DBHOST_FAULT=kill@<step-id>:before     SIGKILL itself before step <step-id> is observed
@@ -9,7 +10,13 @@
 //! DBHOST_FAULT=kill@copy:pass2:<n>       ... right after the n-th file copied by pass 2
 //! DBHOST_FAULT=pause@<point>             at <point>: write DBHOST_FAULT_MARK (a file path, if
 //!                                        set) and block forever (the VM is powered off hard)
+//! DBHOST_FAULT=hold@<point>              at <point>: write DBHOST_FAULT_MARK (required) and wait
+//!                                        until that file is gone, then go on (the test makes a
+//!                                        disk fail, vanish or fill up at that exact point)
 //! ```
+//!
+//! A hold waits at most `DBHOST_FAULT_HOLD_SECS` (default 900) seconds; then dbhost exits with
+//! code 124 saying so, rather than going on in a world the test did not finish preparing.
 //!
 //! Step ids are the journal's (`db.room`, `md.array`, `fs.mkfs`, `db.pass1`, `tune`, ...); a
 //! `before`/`after` point fires whatever the step's observation was, so a series of runs with
@@ -19,16 +26,19 @@
 //! anything is touched, so a typo cannot turn a crash test into a silent full run.
 
 use anyhow::{bail, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 pub const ENV: &str = "DBHOST_FAULT";
 pub const ENV_MARK: &str = "DBHOST_FAULT_MARK";
+pub const ENV_HOLD_SECS: &str = "DBHOST_FAULT_HOLD_SECS";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Kill,
     Pause,
+    Hold,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,13 +67,15 @@ pub struct Fault {
 
 /// Parse a `DBHOST_FAULT` value.
 pub fn parse(s: &str) -> Result<Fault> {
-    let usage = "expected kill@STEP:before|after, kill@copy:pass1|pass2:N, or pause@ the same";
+    let usage =
+        "expected kill@STEP:before|after, kill@copy:pass1|pass2:N, or pause@/hold@ the same";
     let Some((act, rest)) = s.trim().split_once('@') else {
         bail!("{ENV}={s:?}: no '@'; {usage}");
     };
     let action = match act {
         "kill" => Action::Kill,
         "pause" => Action::Pause,
+        "hold" => Action::Hold,
         _ => bail!("{ENV}={s:?}: unknown action {act:?}; {usage}"),
     };
     let point = if let Some(c) = rest.strip_prefix("copy:") {
@@ -111,6 +123,9 @@ pub fn arm_from_env(known_steps: &[String]) -> Result<Option<Fault>> {
     };
     if let Some(f) = &f {
         validate(f, known_steps)?;
+        if f.action == Action::Hold && std::env::var_os(ENV_MARK).is_none() {
+            bail!("{ENV}: hold@ needs {ENV_MARK} (the file whose removal releases the hold)");
+        }
         tracing::warn!(fault = ?f, "TEST-ONLY fault injection armed ({ENV})");
     }
     let _ = ARMED.set(f.clone());
@@ -152,26 +167,58 @@ pub fn at_copy(pass: Pass, n: u64) {
     }
 }
 
-fn fire(f: &Fault) -> ! {
+fn fire(f: &Fault) {
     crate::errln!(
         "dbhost: TEST-ONLY fault injection: {:?} at {:?}",
         f.action,
         f.point
     );
+    let mark = std::env::var_os(ENV_MARK).map(PathBuf::from);
     match f.action {
         Action::Kill => {
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         }
         Action::Pause => {
-            if let Some(p) = std::env::var_os(ENV_MARK).map(PathBuf::from) {
-                let _ = crate::host::atomic_write(&p, format!("{:?}\n", f.point).as_bytes(), 0o644);
+            if let Some(p) = &mark {
+                let _ = crate::host::atomic_write(p, format!("{:?}\n", f.point).as_bytes(), 0o644);
             }
+        }
+        Action::Hold => {
+            let secs = std::env::var(ENV_HOLD_SECS)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(900);
+            if let Some(p) = &mark {
+                if let Err(e) = hold(p, &format!("{:?}\n", f.point), Duration::from_secs(secs)) {
+                    crate::errln!("dbhost: TEST-ONLY fault injection: {e:#}");
+                    std::process::exit(124);
+                }
+            }
+            return;
         }
     }
     // Pause (or a kill that could not be delivered): block until the power goes.
     loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+        std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// Write `mark` and wait until it is removed (at most `limit`).
+fn hold(mark: &Path, what: &str, limit: Duration) -> Result<()> {
+    crate::host::atomic_write(mark, what.as_bytes(), 0o644)?;
+    let t0 = Instant::now();
+    while mark.exists() {
+        if t0.elapsed() > limit {
+            bail!(
+                "hold at {} not released within {} s (remove {} to release it)",
+                what.trim(),
+                limit.as_secs(),
+                mark.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -236,6 +283,47 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn parses_hold() {
+        assert_eq!(
+            parse("hold@fs.mkfs:before").unwrap(),
+            Fault {
+                action: Action::Hold,
+                point: Point::Step {
+                    id: "fs.mkfs".into(),
+                    when: When::Before
+                }
+            }
+        );
+        assert_eq!(parse("hold@copy:pass1:2").unwrap().action, Action::Hold);
+    }
+
+    #[test]
+    fn a_hold_goes_on_once_its_mark_is_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let mark = d.path().join("held");
+        let m = mark.clone();
+        let remover = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            while !m.exists() && t0.elapsed() < Duration::from_secs(30) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(std::fs::read_to_string(&m).unwrap(), "here\n");
+            std::fs::remove_file(&m).unwrap();
+        });
+        hold(&mark, "here\n", Duration::from_secs(60)).unwrap();
+        remover.join().unwrap();
+        assert!(!mark.exists());
+    }
+
+    #[test]
+    fn a_hold_nobody_releases_ends_with_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let mark = d.path().join("held");
+        let e = hold(&mark, "fs.mkfs", Duration::from_millis(300)).unwrap_err();
+        assert!(e.to_string().contains("not released within"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!   lazy_journal_init=0` so no background init pollutes the first load.
 //! - No discard at mkfs on fresh cloud disks: `mkfs.xfs -K`, `mke2fs -E nodiscard`.
 //! - Never `-f`/`-F`: mkfs itself then refuses a device that already carries a filesystem, a
-//!   last line of defence behind our own probe.
+//!   last line of defence behind our own probe. The one exception: over an XFS whose mkfs never
+//!   finished (`MkfsSpec::over_unfinished`, found by `probe::xfs_mkfs_unfinished`), which holds
+//!   nothing but would make mkfs.xfs refuse.
 
 use super::FsType;
 use crate::host::CommandSpec;
@@ -33,6 +35,18 @@ pub struct MkfsSpec {
     pub label: String,
     pub uuid: String,
     pub stripe: Option<Stripe>,
+    /// The device holds an XFS whose mkfs never finished: pass -f (see the module doc).
+    pub over_unfinished: bool,
+}
+
+/// The XFS log stripe unit for a chunk: the chunk itself up to XFS's 256 KiB maximum, above it
+/// 32 KiB (what mkfs.xfs falls back to on its own, with a warning).
+pub fn xfs_log_su(chunk_bytes: u64) -> u64 {
+    if chunk_bytes <= XFS_MAX_LOG_SU {
+        chunk_bytes
+    } else {
+        XFS_FALLBACK_LOG_SU
+    }
 }
 
 fn kib(bytes: u64) -> String {
@@ -43,18 +57,16 @@ fn kib(bytes: u64) -> String {
 pub fn command(spec: &MkfsSpec) -> CommandSpec {
     match spec.fs {
         FsType::Xfs => {
-            let mut c = CommandSpec::new("mkfs.xfs")
-                .arg("-K")
+            let mut c = CommandSpec::new("mkfs.xfs").arg("-K");
+            if spec.over_unfinished {
+                c = c.arg("-f");
+            }
+            c = c
                 .args(["-L", &spec.label])
                 .args(["-m", &format!("uuid={}", spec.uuid)]);
             if let Some(s) = spec.stripe {
                 c = c.args(["-d", &format!("su={},sw={}", kib(s.chunk_bytes), s.members)]);
-                let log_su = if s.chunk_bytes <= XFS_MAX_LOG_SU {
-                    s.chunk_bytes
-                } else {
-                    XFS_FALLBACK_LOG_SU
-                };
-                c = c.args(["-l", &format!("su={}", kib(log_su))]);
+                c = c.args(["-l", &format!("su={}", kib(xfs_log_su(s.chunk_bytes)))]);
             }
             c.arg(&spec.device)
         }
@@ -90,6 +102,7 @@ mod tests {
             label: "dbdata".into(),
             uuid: "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9".into(),
             stripe,
+            over_unfinished: false,
         }
     }
 
@@ -105,6 +118,17 @@ mod tests {
         assert_eq!(
             c.display(),
             "mkfs.xfs -K -L dbdata -m uuid=0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9 -d su=512k,sw=2 -l su=32k /dev/md/dbdata"
+        );
+    }
+
+    #[test]
+    fn xfs_over_an_unfinished_mkfs_forces_and_only_then() {
+        let mut s = spec(FsType::Xfs, None);
+        assert!(!command(&s).args.iter().any(|a| a == "-f"));
+        s.over_unfinished = true;
+        assert_eq!(
+            command(&s).display(),
+            "mkfs.xfs -K -f -L dbdata -m uuid=0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9 /dev/md/dbdata"
         );
     }
 

@@ -26,6 +26,15 @@ impl FsType {
     }
 }
 
+impl From<crate::profile::FsType> for FsType {
+    fn from(t: crate::profile::FsType) -> Self {
+        match t {
+            crate::profile::FsType::Xfs => FsType::Xfs,
+            crate::profile::FsType::Ext4 => FsType::Ext4,
+        }
+    }
+}
+
 impl std::fmt::Display for FsType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -18,6 +18,13 @@ fn uuid_text(b: &[u8]) -> String {
     )
 }
 
+/// An XFS superblock whose mkfs never finished: mkfs.xfs sets `sb_inprogress` (byte 126) in the
+/// superblock it writes first and clears it last, and the kernel refuses to mount it while set.
+/// Such a device holds no usable filesystem (an mkfs that failed or was killed halfway).
+pub fn xfs_mkfs_unfinished(head: &[u8]) -> bool {
+    head.len() > 126 && &head[0..4] == b"XFSB" && head[126] != 0
+}
+
 /// (type, UUID) of an XFS or ext2/3/4 filesystem starting at `head[0]`.
 pub fn identify(head: &[u8]) -> Option<(FsType, String)> {
     // XFS: "XFSB" at 0, sb_uuid at byte 32.
@@ -47,6 +54,12 @@ mod tests {
         assert_eq!(
             identify(&b),
             Some((FsType::Xfs, "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9".into()))
+        );
+        assert!(!xfs_mkfs_unfinished(&b));
+        b[126] = 1;
+        assert!(
+            xfs_mkfs_unfinished(&b),
+            "sb_inprogress set: mkfs never finished"
         );
         let mut e = vec![0u8; PROBE_LEN];
         e[1024 + 56] = 0x53;

@@ -32,6 +32,8 @@ pub struct FsTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceContent {
     Blank,
+    /// An XFS superblock still marked "mkfs in progress": an mkfs that failed halfway.
+    UnfinishedMkfs(FsType),
     Fs(FsType, String),
     /// Non-zero bytes we do not recognise as XFS/ext4.
     Unknown,
@@ -54,6 +56,9 @@ pub fn read_content(host: &Host, device: &str) -> Result<DeviceContent> {
         n += k;
     }
     buf.truncate(n);
+    if probe::xfs_mkfs_unfinished(&buf) {
+        return Ok(DeviceContent::UnfinishedMkfs(FsType::Xfs));
+    }
     if let Some((t, u)) = probe::identify(&buf) {
         return Ok(DeviceContent::Fs(t, u));
     }
@@ -118,6 +123,16 @@ impl Step for MkfsStep {
         }
         Ok(match content {
             DeviceContent::Blank => Observation::Todo(format!("{} is blank", t.device)),
+            // Nothing usable is there: an earlier mkfs (ours, in a run that failed) stopped
+            // halfway, and the kernel would refuse to mount it. Made again, with -f.
+            DeviceContent::UnfinishedMkfs(ty) if ty == t.fs => Observation::Todo(format!(
+                "{} holds an unfinished {ty} mkfs (its superblock is still marked in progress); it is made again",
+                t.device
+            )),
+            DeviceContent::UnfinishedMkfs(ty) => Observation::Conflict(format!(
+                "{} holds an unfinished {ty} mkfs but the profile wants {}; dbhost will not reformat it. Wipe the device yourself",
+                t.device, t.fs
+            )),
             DeviceContent::Fs(ty, u) if ty == t.fs => {
                 Observation::Done(format!("{} already holds {ty} UUID {u}; keeping it (never mkfs over a filesystem)", t.device))
             }
@@ -143,6 +158,8 @@ impl Step for MkfsStep {
             label: t.label.clone(),
             uuid: uuid.clone(),
             stripe: t.stripe,
+            over_unfinished: read_content(cx.host, &t.device)?
+                == DeviceContent::UnfinishedMkfs(t.fs),
         };
         cx.exec.run(&mkfs::command(&spec))?;
         // Verify the new filesystem is seen before anything refers to it.
@@ -441,6 +458,42 @@ mod tests {
             obs.iter().all(|o| matches!(o, Observation::Todo(_))),
             "{obs:?}"
         );
+    }
+
+    #[test]
+    fn an_unfinished_xfs_mkfs_is_made_again_with_force() {
+        // mkfs.xfs sets sb_inprogress first and clears it last: a failed mkfs leaves it set.
+        let mut img = xfs_image([0xab; 16]);
+        img[126] = 1;
+        let (_d, h) = host_with(&img);
+        let obs = observe_all(&h);
+        assert!(
+            matches!(&obs[0], Observation::Todo(t) if t.contains("unfinished xfs mkfs")),
+            "{obs:?}"
+        );
+        let exec = FakeExec::new();
+        let mut j = Journal::scratch();
+        let mut u = Undo::disabled();
+        let mut p = |_: &str, _: u64, _: u64| {};
+        let mut cx = ApplyCx {
+            host: &h,
+            exec: &exec,
+            undo: &mut u,
+            journal: &mut j,
+            facts: Default::default(),
+            progress: &mut p,
+        };
+        // The fake mkfs writes nothing, so apply then finds no new UUID: it must have run
+        // mkfs.xfs with -f (and would refuse to go on to fstab).
+        assert!(MkfsStep(target()).apply(&mut cx).is_err());
+        let calls = exec.calls();
+        assert!(
+            calls[0].starts_with("mkfs.xfs -K -f -L dbdata "),
+            "{calls:?}"
+        );
+        // A finished XFS is kept, never forced over.
+        let (_d2, h2) = host_with(&xfs_image([0xab; 16]));
+        assert!(matches!(&observe_all(&h2)[0], Observation::Done(_)));
     }
 
     #[test]

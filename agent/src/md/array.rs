@@ -596,6 +596,45 @@ fn write_member(host: &Host, m: &model::MemberPlan) -> Result<()> {
     Ok(())
 }
 
+/// After a create that failed before its array ran: zero the superblock block (4 KiB at byte
+/// 4096) of these members. They were blank before (or wiped with --wipe), so this puts them back
+/// as they were and a re-run starts from blank disks instead of refusing "not blank".
+/// Returns (cleared, could not clear with why).
+fn unwrite_members(host: &Host, members: &[model::MemberPlan]) -> (Vec<String>, Vec<String>) {
+    let (mut cleared, mut left) = (Vec::new(), Vec::new());
+    for m in members {
+        let node = host.dev(&m.facts.kname).display().to_string();
+        let r = open_member_excl(host, &m.facts.kname, true).and_then(|mut f| {
+            zero_range(&mut f, &node, super::geometry::SB_OFFSET_V12 * 512, 4096)?;
+            f.sync_all().with_context(|| format!("fsync {node}"))
+        });
+        match r {
+            Ok(()) => cleared.push(m.facts.kname.clone()),
+            Err(e) => left.push(format!("{}: {e:#}", m.facts.kname)),
+        }
+    }
+    (cleared, left)
+}
+
+/// What a failed create did about the superblocks it had written (for its error message).
+fn unwrite_note((cleared, left): &(Vec<String>, Vec<String>)) -> String {
+    let mut s = String::from("nothing was created");
+    if !cleared.is_empty() {
+        s.push_str(&format!(
+            "; the superblock area of {} is zeroed again, so a re-run starts from blank disks",
+            cleared.join(", ")
+        ));
+    }
+    if !left.is_empty() {
+        s.push_str(&format!(
+            "; could not zero the superblock area of {} (if a re-run calls the disk not blank, \
+             add --wipe)",
+            left.join("; ")
+        ));
+    }
+    s
+}
+
 /// The kernel steps on an allocated, exclusively opened md device: SET_ARRAY_INFO, ADD_NEW_DISK
 /// per member (in order), RUN_ARRAY. On failure the half-built array is stopped.
 fn start_array(
@@ -770,10 +809,15 @@ fn create_from_plan(host: &Host, plan: &CreatePlan) -> Result<Outcome<ArrayRef>>
     }
     let result = (|| -> Result<()> {
         let md = open_md(host, &devnm, true)?;
-        for m in &plan.members {
+        for (i, m) in plan.members.iter().enumerate() {
             if let Err(e) = write_member(host, m) {
                 let _ = sys::stop_array(&md, &mdnode);
-                return Err(e.context(format!("step: writing the superblock of {}", m.facts.given)));
+                // Members 0..=i may carry a superblock now (i perhaps half of one).
+                let note = unwrite_note(&unwrite_members(host, &plan.members[..=i]));
+                return Err(anyhow!(
+                    "step: writing the superblock of {}: {e:#}; {note}",
+                    m.facts.given
+                ));
             }
         }
         let members: Vec<(String, u32, u32)> = plan
@@ -781,8 +825,10 @@ fn create_from_plan(host: &Host, plan: &CreatePlan) -> Result<Outcome<ArrayRef>>
             .iter()
             .map(|m| (m.facts.kname.clone(), m.facts.major, m.facts.minor))
             .collect();
-        start_array(&md, &mdnode, 2, &members)
-            .with_context(|| format!("starting {mdnode} (array {name})"))?;
+        if let Err(e) = start_array(&md, &mdnode, 2, &members) {
+            let note = unwrite_note(&unwrite_members(host, &plan.members));
+            return Err(anyhow!("starting {mdnode} (array {name}): {e:#}; {note}"));
+        }
         if mdadm {
             let line = model::map_line(&devnm, 2, &plan.spec.set_uuid, &link_text(host, &name));
             write_map(host, &devnm, Some(&line))?;
@@ -1413,6 +1459,55 @@ mod tests {
             data_offset: 4096,
             raid0_layout_feature: true,
         }
+    }
+
+    #[test]
+    fn a_failed_create_zeroes_the_superblocks_it_wrote() {
+        let f = Fake::new();
+        f.disk("sdb", 16, GIB);
+        f.disk("sdc", 32, GIB);
+        let h = f.host();
+        let facts = vec![
+            member_facts(&h, "/dev/disk/by-id/scsi-sdb").unwrap(),
+            member_facts(&h, "/dev/disk/by-id/scsi-sdc").unwrap(),
+        ];
+        let req = CreateRequest {
+            name: ArrayName::new("data").unwrap(),
+            chunk_bytes: 512 * 1024,
+            members: vec![
+                "/dev/disk/by-id/scsi-sdb".into(),
+                "/dev/disk/by-id/scsi-sdc".into(),
+            ],
+            wipe: false,
+        };
+        let CreateDecision::Create(plan) =
+            model::plan_create(&req, &facts, Some("6.1.0"), &mut || [7; 16], 1).unwrap()
+        else {
+            panic!("blank disks: expected a create");
+        };
+        // sdb got its superblock; sdc vanished before its turn.
+        write_member(&h, &plan.members[0]).unwrap();
+        assert!(!member_facts(&h, "sdb").unwrap().is_blank());
+        fs::remove_file(f.dir.path().join("dev/sdc")).unwrap();
+        let done = unwrite_members(&h, &plan.members);
+        assert_eq!(done.0, vec!["sdb".to_string()]);
+        assert_eq!(done.1.len(), 1);
+        assert!(done.1[0].starts_with("sdc: "), "{:?}", done.1);
+        assert!(member_facts(&h, "sdb").unwrap().is_blank());
+        let note = unwrite_note(&done);
+        assert!(
+            note.starts_with(
+                "nothing was created; the superblock area of sdb is zeroed again, so a re-run \
+                 starts from blank disks; could not zero the superblock area of sdc: "
+            ),
+            "{note}"
+        );
+        assert!(note.ends_with("(if a re-run calls the disk not blank, add --wipe)"));
+        assert_eq!(
+            unwrite_note(&(vec![], vec![])),
+            "nothing was created",
+            "nothing written, nothing to say"
+        );
     }
 
     #[test]

@@ -26,10 +26,24 @@ use serde::{Deserialize, Serialize};
 pub const PLAN_SCHEMA: u32 = 1;
 /// md superblock format dbhost writes.
 pub const METADATA: &str = "1.2";
-/// XFS's largest log stripe unit.
-pub const XFS_MAX_LOG_SU: u64 = 256 * 1024;
-/// ext4 block size dbhost formats with.
-pub const EXT4_BLOCK: u64 = 4096;
+/// The smallest device mkfs.xfs (xfsprogs 5.19 and later) formats: "Filesystem must be larger
+/// than 300MB" below 300 MiB.
+pub const XFS_MIN_BYTES: u64 = 300 * 1024 * 1024;
+/// The smallest array dbhost formats with XFS. With a stripe unit, mkfs.xfs (6.1) aligns small
+/// allocation groups to it and its 64 MiB minimum log no longer fits one: "Log size must be at
+/// least 64MB" up to about 530 MiB (measured over chunks of 64K to 4M and 2 to 8 members).
+pub const XFS_MIN_STRIPED_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The smallest device mkfs of this type formats (`None`: small enough not to matter);
+/// `striped`: the device is an array (mkfs gets a stripe unit).
+pub fn min_filesystem_bytes(fs: FsType, striped: bool) -> Option<u64> {
+    match fs {
+        FsType::Xfs if striped => Some(XFS_MIN_STRIPED_BYTES),
+        FsType::Xfs => Some(XFS_MIN_BYTES),
+        FsType::Ext4 => None,
+    }
+}
+
 /// Placeholder for identifiers `apply` generates (filesystem UUID).
 pub const NEW_UUID: &str = "<new-uuid>";
 /// Placeholder for the filesystem UUID in the fstab preview.
@@ -311,6 +325,13 @@ pub enum RefusalReason {
         disk: String,
         size_bytes: u64,
     },
+    /// The device the filesystem would go on is smaller than its mkfs accepts.
+    TooSmallForFilesystem {
+        fs: FsType,
+        device: String,
+        size_bytes: u64,
+        min_bytes: u64,
+    },
     /// A hint added to any refusal where disks were excluded only because their cache mode is
     /// unknown.
     CacheModeUnknown {
@@ -369,6 +390,16 @@ impl std::fmt::Display for RefusalReason {
             TooSmallForArray { disk, size_bytes } => write!(
                 f,
                 "{disk} ({size_bytes} bytes) is too small to hold md metadata and one chunk"
+            ),
+            TooSmallForFilesystem {
+                fs,
+                device,
+                size_bytes,
+                min_bytes,
+            } => write!(
+                f,
+                "{device} would hold {size_bytes} bytes; mkfs.{fs} needs at least {min_bytes} \
+                 (use larger disks, more of them, or another filesystem type)"
             ),
             CacheModeUnknown { disks } => write!(
                 f,
@@ -665,6 +696,28 @@ pub fn plan_with(
         Some(a) => a.device.clone(),
         None => member_list[0].path.clone(),
     };
+    if !adopting {
+        // Refuse here what mkfs would refuse halfway through apply.
+        let size_bytes = match &array {
+            Some(a) => a.usable_bytes.unwrap_or(u64::MAX),
+            None => member_list[0].size_bytes,
+        };
+        let fs = profile.filesystem.fs_type;
+        if let Some(min_bytes) =
+            min_filesystem_bytes(fs, array.is_some()).filter(|m| size_bytes < *m)
+        {
+            return Err(refuse(
+                inv,
+                vec![RefusalReason::TooSmallForFilesystem {
+                    fs,
+                    device,
+                    size_bytes,
+                    min_bytes,
+                }],
+                verdicts,
+            ));
+        }
+    }
     let filesystem = render::fs_plan(profile, array.as_ref(), &device, adopting);
     let mount = render::mount_plan(profile);
     let database = profile.database.datadir().map(|sub| DatabasePlan {

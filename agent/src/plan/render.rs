@@ -3,22 +3,12 @@
 
 use super::{
     ArrayPlan, DiskState, DiskVerdict, DisksDecision, FsGeometry, FsPlan, MountPlan, Plan,
-    PlanRefusal, EXT4_BLOCK, FS_UUID, NEW_UUID, XFS_MAX_LOG_SU,
+    PlanRefusal, FS_UUID, NEW_UUID,
 };
 use crate::detect::model::CacheMode;
+use crate::fs::mkfs::{self, MkfsSpec, Stripe, EXT4_BLOCK, XFS_MAX_LOG_SU};
 use crate::profile::{FsType, Profile};
 use std::fmt::{self, Write as _};
-
-/// Bytes in mkfs's suffix form: `512k`, `1m`, or plain bytes.
-fn mkfs_size(b: u64) -> String {
-    if b % (1 << 20) == 0 {
-        format!("{}m", b >> 20)
-    } else if b % 1024 == 0 {
-        format!("{}k", b >> 10)
-    } else {
-        b.to_string()
-    }
-}
 
 /// Human size: exact binary unit when it divides (`512G`), else one decimal (`29.9G`).
 pub fn human_bytes(b: u64) -> String {
@@ -45,85 +35,49 @@ pub fn human_bytes(b: u64) -> String {
 pub fn fs_plan(p: &Profile, array: Option<&ArrayPlan>, device: &str, adopting: bool) -> FsPlan {
     let label = p.filesystem.label.clone();
     let mut notes = Vec::new();
-    let (geometry, mut argv) = match p.filesystem.fs_type {
+    let stripe = array.map(|a| Stripe {
+        chunk_bytes: a.chunk_bytes,
+        members: a.members,
+    });
+    let geometry = match p.filesystem.fs_type {
         FsType::Xfs => {
-            let mut argv: Vec<String> = vec![
-                "mkfs.xfs".into(),
-                "-K".into(),
-                "-L".into(),
-                label.clone(),
-                "-m".into(),
-                format!("uuid={NEW_UUID}"),
-            ];
-            let g = match array {
-                Some(a) => {
-                    let log_su = a.chunk_bytes.min(XFS_MAX_LOG_SU);
-                    if log_su < a.chunk_bytes {
-                        notes.push(format!(
-                            "XFS log stripe unit capped at {} (XFS maximum; chunk is {})",
-                            human_bytes(XFS_MAX_LOG_SU),
-                            human_bytes(a.chunk_bytes)
-                        ));
-                    }
-                    argv.extend([
-                        "-d".into(),
-                        format!("su={},sw={}", mkfs_size(a.chunk_bytes), a.members),
-                        "-l".into(),
-                        format!("su={}", mkfs_size(log_su)),
-                    ]);
-                    FsGeometry::Xfs {
-                        su_bytes: Some(a.chunk_bytes),
-                        sw: Some(a.members),
-                        log_su_bytes: Some(log_su),
-                    }
+            let log_su = stripe.map(|s| mkfs::xfs_log_su(s.chunk_bytes));
+            if let (Some(s), Some(l)) = (stripe, log_su) {
+                if l != s.chunk_bytes {
+                    notes.push(format!(
+                        "XFS log stripe unit {}: the {} chunk is above XFS's {} maximum for the log \
+                         (mkfs.xfs would fall back to the same)",
+                        human_bytes(l),
+                        human_bytes(s.chunk_bytes),
+                        human_bytes(XFS_MAX_LOG_SU)
+                    ));
                 }
-                None => FsGeometry::Xfs {
-                    su_bytes: None,
-                    sw: None,
-                    log_su_bytes: None,
-                },
-            };
-            (g, argv)
+            }
+            FsGeometry::Xfs {
+                su_bytes: stripe.map(|s| s.chunk_bytes),
+                sw: stripe.map(|s| s.members),
+                log_su_bytes: log_su,
+            }
         }
         FsType::Ext4 => {
-            let mut ext = vec![
-                "nodiscard".to_string(),
-                "lazy_itable_init=0".into(),
-                "lazy_journal_init=0".into(),
-            ];
-            let g = match array {
-                Some(a) => {
-                    let stride = (a.chunk_bytes / EXT4_BLOCK).max(1);
-                    let width = stride * u64::from(a.members);
-                    ext.insert(0, format!("stripe_width={width}"));
-                    ext.insert(0, format!("stride={stride}"));
-                    FsGeometry::Ext4 {
-                        block_bytes: EXT4_BLOCK,
-                        stride: Some(stride),
-                        stripe_width: Some(width),
-                    }
-                }
-                None => FsGeometry::Ext4 {
-                    block_bytes: EXT4_BLOCK,
-                    stride: None,
-                    stripe_width: None,
-                },
-            };
-            let argv = vec![
-                "mkfs.ext4".into(),
-                "-L".into(),
-                label.clone(),
-                "-U".into(),
-                NEW_UUID.into(),
-                "-b".into(),
-                EXT4_BLOCK.to_string(),
-                "-E".into(),
-                ext.join(","),
-            ];
-            (g, argv)
+            let stride = stripe.map(|s| (s.chunk_bytes / EXT4_BLOCK).max(1));
+            FsGeometry::Ext4 {
+                block_bytes: EXT4_BLOCK,
+                stride,
+                stripe_width: stripe.zip(stride).map(|(s, st)| st * u64::from(s.members)),
+            }
         }
     };
-    argv.push(device.to_string());
+    // The very command apply runs (fs::mkfs), with a placeholder for the UUID apply generates.
+    let cmd = mkfs::command(&MkfsSpec {
+        fs: p.filesystem.fs_type.into(),
+        device: device.to_string(),
+        label: label.clone(),
+        uuid: NEW_UUID.to_string(),
+        stripe,
+        over_unfinished: false,
+    });
+    let argv: Vec<String> = std::iter::once(cmd.program).chain(cmd.args).collect();
     if adopting {
         notes.push("existing filesystem is used as it is (never mkfs over data)".into());
     }

@@ -157,7 +157,7 @@ fn two_blank_azure_no_cache_disks_create_raid0() {
         FsGeometry::Xfs {
             su_bytes: Some(524_288),
             sw: Some(2),
-            log_su_bytes: Some(262_144)
+            log_su_bytes: Some(32_768)
         }
     );
     let text = plan.to_string();
@@ -168,8 +168,8 @@ disks: create a new array from 2 blank disk(s)
   member 0: sdc  LUN 0  serial -  512G  /dev/disk/by-id/scsi-3600224800000000000000000000000c0
   member 1: sdd  LUN 1  serial -  512G  /dev/disk/by-id/scsi-3600224800000000000000000000000d1
 array: raid0 \"dbdata\" at /dev/md/dbdata, chunk 512K, metadata 1.2, data offset 264192 sectors (129M), usable 1099241095168 bytes (1023.7G)
-filesystem: mkfs.xfs -K -L dbdata -m uuid=<new-uuid> -d su=512k,sw=2 -l su=256k /dev/md/dbdata
-  note: XFS log stripe unit capped at 256K (XFS maximum; chunk is 512K)
+filesystem: mkfs.xfs -K -L dbdata -m uuid=<new-uuid> -d su=512k,sw=2 -l su=32k /dev/md/dbdata
+  note: XFS log stripe unit 32K: the 512K chunk is above XFS's 256K maximum for the log (mkfs.xfs would fall back to the same)
 mount: /datadrive
   fstab: UUID=<fs-uuid> /datadrive xfs noatime,nofail,x-systemd.device-timeout=120s,x-dbhost.owner=dbdata 0 0
 database: move the mysql datadir to /datadrive/mysql; the old datadir is kept, renamed, until `dbhost apply --finalize`
@@ -748,7 +748,7 @@ fn ext4_geometry_in_filesystem_blocks() {
     );
     assert_eq!(
         pl.filesystem.mkfs.as_ref().unwrap().join(" "),
-        "mkfs.ext4 -L dbdata -U <new-uuid> -b 4096 -E stride=128,stripe_width=512,nodiscard,lazy_itable_init=0,lazy_journal_init=0 /dev/md/dbdata"
+        "mkfs.ext4 -q -b 4096 -L dbdata -U <new-uuid> -E nodiscard,lazy_itable_init=0,lazy_journal_init=0,stride=128,stripe_width=512 /dev/md/dbdata"
     );
     assert_eq!(
         pl.mount.fstab_line,
@@ -904,4 +904,91 @@ fn wipe_never_clears_what_is_in_use_partitioned_or_an_array() {
         pl.decision
     );
     assert!(pl.members.iter().all(|m| !m.wipe));
+}
+
+#[test]
+fn a_device_smaller_than_mkfs_accepts_is_refused_by_the_plan() {
+    let mib = 1024 * 1024;
+    let single = |fs: &str| {
+        prof(&format!(
+            "version = 1\n[disks]\nmin-size = \"16M\"\nexpected-count = 1\n[array]\nlevel = \"none\"\n\
+             [filesystem]\ntype = \"{fs}\"\n[database]\nengine = \"none\"\n"
+        ))
+    };
+    let one = |bytes: u64| {
+        let mut d = data("sdc", Some(0), 1, CacheMode::None);
+        d.size_bytes = bytes;
+        inv(Platform::Qemu, vec![d])
+    };
+    let r = plan(&single("xfs"), &one(299 * mib)).unwrap_err();
+    assert_eq!(
+        r.reasons,
+        vec![RefusalReason::TooSmallForFilesystem {
+            fs: FsType::Xfs,
+            device: "/dev/sdc".into(),
+            size_bytes: 299 * mib,
+            min_bytes: 300 * mib,
+        }]
+    );
+    assert!(
+        r.reasons[0]
+            .to_string()
+            .contains("mkfs.xfs needs at least 314572800"),
+        "{}",
+        r.reasons[0]
+    );
+    assert!(plan(&single("xfs"), &one(300 * mib)).is_ok());
+    assert!(plan(&single("ext4"), &one(64 * mib)).is_ok());
+    // An array: its usable size counts, and a striped XFS needs 1 GiB (2 x (514 MiB - a 2 MiB
+    // data offset) = 1 GiB is enough, 2 x 513 MiB is not).
+    let two = prof(
+        "version = 1\n[disks]\nmin-size = \"16M\"\nexpected-count = 2\n[database]\nengine = \"none\"\n",
+    );
+    let mut a = data("sdc", Some(0), 1, CacheMode::None);
+    let mut b = data("sdd", Some(1), 1, CacheMode::None);
+    a.size_bytes = 150 * mib;
+    b.size_bytes = 150 * mib;
+    let r = plan(&two, &inv(Platform::Qemu, vec![a, b])).unwrap_err();
+    assert!(matches!(
+        r.reasons[0],
+        RefusalReason::TooSmallForFilesystem {
+            fs: FsType::Xfs,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_plan_shows_the_mkfs_command_apply_runs() {
+    // One home for mkfs command lines (fs::mkfs): the plan's preview is that command with the
+    // UUID placeholder, for every filesystem type and with or without an array.
+    for (fs, disks) in [("xfs", 2usize), ("xfs", 1), ("ext4", 2), ("ext4", 1)] {
+        let level = if disks == 1 { "none" } else { "raid0" };
+        let p = prof(&format!(
+            "version = 1\n[disks]\nexpected-count = {disks}\n[array]\nlevel = \"{level}\"\n\
+             [filesystem]\ntype = \"{fs}\"\n[database]\nengine = \"none\"\n"
+        ));
+        let all = [
+            data("sdc", Some(0), 8, CacheMode::None),
+            data("sdd", Some(1), 8, CacheMode::None),
+        ];
+        let pl = plan(&p, &inv(Platform::Qemu, all[..disks].to_vec())).unwrap();
+        let stripe = pl.array.as_ref().map(|a| crate::fs::mkfs::Stripe {
+            chunk_bytes: a.chunk_bytes,
+            members: a.members,
+        });
+        let cmd = crate::fs::mkfs::command(&crate::fs::mkfs::MkfsSpec {
+            fs: pl.filesystem.fs_type.into(),
+            device: pl.filesystem.device.clone(),
+            label: pl.filesystem.label.clone(),
+            uuid: NEW_UUID.into(),
+            stripe,
+            over_unfinished: false,
+        });
+        assert_eq!(
+            pl.filesystem.mkfs.as_ref().unwrap().join(" "),
+            cmd.display(),
+            "{fs} over {disks} disk(s)"
+        );
+    }
 }

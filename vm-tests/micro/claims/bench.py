@@ -1,4 +1,5 @@
-"""bench-raid0: does a RAID-0 of 4 capped disks deliver 4x one disk, with tuning off and on?
+"""bench-raid0 (micro tier): does a RAID-0 of 4 capped disks deliver 4x one disk, with tuning off
+and on?
 
 Five blank 2 GiB virtio-scsi data disks (LUN 0-4, serials data1..data5), each throttled by QEMU
 like a cloud disk (20 MiB/s and 400 IOPS). In one boot: `dbhost bench --destructive` on data1
@@ -11,7 +12,8 @@ pattern that was skipped or reported no throughput, or a failed dbhost command."
 
 import os
 
-from harness import Boot, Disk, Scenario, expect, read_json, read_text, log
+from harness import Disk, expect, log, read_json, read_text
+from micro.tier import Claim, MBoot
 
 MEMBERS = 4
 # Seconds per pattern: 3 in the suite (the QEMU caps are exact, so the rates settle fast);
@@ -30,9 +32,8 @@ check "5 data disks present" wait_until 60 test -e "$(byid data5)"
 bench() {{ local n=$1; shift
   dbhost --output json bench "$@" --destructive --seconds $S >"$O/$n.json" 2>"$O/$n.err"; }}
 # blank DEV: the first 64 KiB and the last 1 MiB are zero (what md create accepts as blank)
-blank() {{ python3 -c 'import os, sys
-f = os.open(sys.argv[1], os.O_RDONLY); n = os.lseek(f, 0, 2)
-sys.exit(any(os.pread(f, 65536, 0)) or any(os.pread(f, 1 << 20, n - (1 << 20))))' "$1"; }}
+blank() {{ cmp -s -n 65536 "$1" /dev/zero &&
+  cmp -s -n 1048576 <(dd if="$1" bs=1M skip=$(( $(blockdev --getsize64 "$1") / 1048576 - 1 )) status=none) /dev/zero; }}
 for s in data1 data2 data3 data4 data5; do echo "$s -> $(d $s)"; done
 for f in $(d data1) $(d data5); do cat /sys/block/$(basename $f)/queue/scheduler; done
 
@@ -97,14 +98,12 @@ def check(run, out):
     log(table)
 
 
-SCENARIO = Scenario(
-    name="bench-raid0",
-    description="dbhost bench: array / (4 x member) per pattern on 4 capped disks (20 MiB/s, 400 IOPS), tuning off vs on",
-    disks=[Disk(f"d{i}", size="2G", bus="scsi", lun=i - 1, serial=f"data{i}", bps=CAP_BPS, iops=CAP_IOPS)
-           for i in range(1, 6)],
-    user_data=None,  # no cloud-init seed: nothing here needs it, and it saves boot time
-    mask=["mariadb.service", "postgresql.service"],
-    memory_mb=1024,  # no database runs here; a smaller guest boots faster under TCG
-    suite=True,  # passed in a guest: 446 s; prints its ratios in CI output (issue 6)
-    steps=[Boot(job=JOB, check=check, timeout=900)],
-)
+def claims() -> list:
+    return [Claim(
+        name="bench-raid0",
+        proves="dbhost bench: array / (4 x member) per pattern on 4 disks capped at 20 MiB/s and 400 IOPS, "
+               "tuning off vs on (figures printed, nothing asserted about time)",
+        disks=[Disk(f"d{i}", size="2G", bus="scsi", lun=i - 1, serial=f"data{i}", bps=CAP_BPS, iops=CAP_IOPS)
+               for i in range(1, 6)],
+        # shares its boot: the claims before it are done when it runs (jobs run one at a time)
+        steps=[MBoot(job=JOB, check=check, timeout=600)])]
