@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """dbwriter: a steady INSERT/commit load on MariaDB that records every acknowledged row.
 
-Usage: dbwriter OUT RATE [FIRST_ID [SOCKET]]
+Usage: dbwriter OUT RATE [FIRST_ID [SOCKET | @ENDPOINT_FILE]]
 
 Speaks the MySQL client protocol over the local socket itself (the guest image has python3 but
 no MySQL module): one persistent connection as root (unix_socket authentication), autocommit on,
@@ -9,7 +9,9 @@ one `INSERT INTO bench.w` every 1/RATE seconds with a fresh id per attempt. An O
 the row is committed (acknowledged): "id unix_time" goes to OUT (flushed every 0.5 s and at
 exit). On any failure (server stopping, socket gone) it reconnects every 10 ms and goes on with
 the next id, so the longest gap between consecutive acknowledgements is the unavailability a
-client saw. SIGTERM: flush and exit 0. Standard library only.
+client saw. @ENDPOINT_FILE: the socket path is read from that file at every (re)connect, so a
+cutover hook that rewrites it moves the client, as a DNS change would. A server that refuses
+the write (read-only) counts as down. SIGTERM: flush and exit 0. Standard library only.
 """
 
 import hashlib
@@ -150,14 +152,18 @@ def main():
         nxt = max(nxt + period, time.monotonic() - period)
         try:
             if c is None:
-                c = Conn(path)
+                target = path
+                if path.startswith("@"):
+                    with open(path[1:]) as f:
+                        target = f.read().strip()
+                c = Conn(target)
             i += 1
             c.query(f"INSERT INTO bench.w (id, t, pad) VALUES ({i}, {time.time():.6f}, '{pad}')")
             out.write(f"{i} {time.time():.6f}\n")
             if down_since is not None:
                 log.write(f"{time.time():.6f} up after {time.monotonic() - down_since:.3f} s\n")
                 down_since = None
-        except Gone as e:
+        except (Gone, OSError) as e:
             if down_since is None:
                 down_since = time.monotonic()
                 log.write(f"{time.time():.6f} down: id {i}: {e}\n")

@@ -50,7 +50,7 @@ pub struct RollbackArgs {
     pub yes: bool,
 }
 
-fn confirm(question: &str) -> Result<bool> {
+pub(crate) fn confirm(question: &str) -> Result<bool> {
     crate::err!("{question} [y/N] ");
     std::io::stderr().flush()?;
     let mut line = String::new();
@@ -60,7 +60,7 @@ fn confirm(question: &str) -> Result<bool> {
 
 /// Take dbhost's run lock (two applies at once — cloud-init and a first-boot unit — must not
 /// interleave). Held until the process exits.
-fn take_lock(ctx: &Ctx) -> Result<nix::fcntl::Flock<std::fs::File>> {
+pub(crate) fn take_lock(ctx: &Ctx) -> Result<nix::fcntl::Flock<std::fs::File>> {
     use nix::fcntl::{Flock, FlockArg};
     let dir = ctx.host.run("");
     std::fs::create_dir_all(&dir).ok();

@@ -41,5 +41,6 @@ pub mod engine;
 pub mod local;
 pub mod pgctl;
 pub mod relocate;
+pub mod replica;
 pub mod service;
 mod sys;

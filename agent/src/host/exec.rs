@@ -14,6 +14,9 @@ pub struct CommandSpec {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub stdin: Option<Vec<u8>>,
+    /// Kill the program (SIGKILL) when it runs longer; the output then has status -1 and the
+    /// stderr says so.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl CommandSpec {
@@ -23,7 +26,12 @@ impl CommandSpec {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            timeout: None,
         }
+    }
+    pub fn timeout(mut self, t: std::time::Duration) -> Self {
+        self.timeout = Some(t);
+        self
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
@@ -111,6 +119,11 @@ impl Exec for RealExec {
             Stdio::null()
         });
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if cmd.timeout.is_some() {
+            // Its own process group: at the timeout the whole group goes (a shell's children
+            // too, which would otherwise keep the output pipes open).
+            std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        }
         let mut child = c
             .spawn()
             .with_context(|| format!("starting `{}`", cmd.display()))?;
@@ -120,13 +133,53 @@ impl Exec for RealExec {
                     .with_context(|| format!("writing stdin of `{}`", cmd.display()))?;
             }
         }
-        let out = child
-            .wait_with_output()
-            .with_context(|| format!("waiting for `{}`", cmd.display()))?;
+        let Some(limit) = cmd.timeout else {
+            let out = child
+                .wait_with_output()
+                .with_context(|| format!("waiting for `{}`", cmd.display()))?;
+            return Ok(ExecOutput {
+                status: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        };
+        // Readers on threads, so a chatty program cannot block on a full pipe while we wait.
+        let read = |r: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut v);
+                }
+                v
+            })
+        };
+        let so = read(child.stdout.take().map(|s| Box::new(s) as _));
+        let se = read(child.stderr.take().map(|s| Box::new(s) as _));
+        let t0 = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child
+                .try_wait()
+                .with_context(|| format!("waiting for `{}`", cmd.display()))?
+            {
+                break Some(st);
+            }
+            if t0.elapsed() >= limit {
+                let pg = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let stdout = String::from_utf8_lossy(&so.join().unwrap_or_default()).into_owned();
+        let mut stderr = String::from_utf8_lossy(&se.join().unwrap_or_default()).into_owned();
+        if status.is_none() {
+            stderr.push_str(&format!("\n(killed after {limit:?})"));
+        }
         Ok(ExecOutput {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            status: status.and_then(|s| s.code()).unwrap_or(-1),
+            stdout,
+            stderr,
         })
     }
 }
@@ -221,6 +274,30 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("sh -c"), "{err}");
         assert!(err.to_string().contains("bad"), "{err}");
+    }
+
+    #[test]
+    fn real_exec_kills_at_the_timeout() {
+        let t0 = std::time::Instant::now();
+        let out = RealExec
+            .output(
+                &CommandSpec::new("sh")
+                    .args(["-c", "echo started; sleep 30"])
+                    .timeout(std::time::Duration::from_millis(300)),
+            )
+            .unwrap();
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(out.status, -1);
+        assert_eq!(out.stdout.trim(), "started");
+        assert!(out.stderr.contains("killed after"), "{}", out.stderr);
+        let ok = RealExec
+            .output(
+                &CommandSpec::new("sh")
+                    .args(["-c", "exit 4"])
+                    .timeout(std::time::Duration::from_secs(10)),
+            )
+            .unwrap();
+        assert_eq!(ok.status, 4);
     }
 
     #[test]
