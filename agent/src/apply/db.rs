@@ -87,10 +87,29 @@ impl Ctxd {
         st.adopt = dbe::looks_like_datadir(self.engine, &cx.host.path(&self.target))
             && cx.host.path(complete_marker(&self.target)).exists()
             && !cx.host.path(&st.manifest).exists();
+        (st.method, st.method_reason) = choose_method(cx, &st.instance);
         cx.journal
             .set_data(JOURNAL_KEY, serde_json::to_value(&st)?)?;
         sh.state = Some(st);
         Ok(())
+    }
+}
+
+/// PostgreSQL moves through a streaming replica when it can (the outage is then a restart, not
+/// a copy); everything else, and a server that is not running, by the two-pass copy.
+fn choose_method(cx: &ApplyCx<'_>, inst: &dbe::Instance) -> (relocate::Method, String) {
+    match inst.engine {
+        Engine::Postgresql => match crate::db::replica::usable(cx.host, cx.exec, inst) {
+            Ok(()) => (
+                relocate::Method::Replica,
+                "a streaming replica of the running server: the downtime is the switch".into(),
+            ),
+            Err(why) => (relocate::Method::Copy, format!("the two-pass copy ({why})")),
+        },
+        _ => (
+            relocate::Method::Copy,
+            "the two-pass copy (MariaDB/MySQL move by file copy)".into(),
+        ),
     }
 }
 
@@ -115,9 +134,20 @@ impl Step for RelocStep {
         let t = self.d.target.display();
         match self.step {
             relocate::Step::Preflight => format!("check room and paths for the datadir at {t}"),
-            relocate::Step::Pass1 => {
-                format!("copy the datadir to {t} while the database runs (hashing as it goes)")
+            relocate::Step::Clone => format!(
+                "replica method: copy the running server into {t} (pg_basebackup, WAL streamed)"
+            ),
+            relocate::Step::Follow => format!(
+                "replica method: run the copy as a streaming replica ({}) until the stop",
+                crate::db::replica::UNIT
+            ),
+            relocate::Step::CatchUp => {
+                "replica method: the replica applies the server's last change, then stops".into()
             }
+            relocate::Step::Pass1 => format!(
+                "copy method: copy the datadir to {t} while the database runs (hashing as it \
+                 goes; again while what changed shrinks)"
+            ),
             relocate::Step::VerifyPass1 => {
                 "re-read and verify the copied files while the database runs".into()
             }

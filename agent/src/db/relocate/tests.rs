@@ -229,6 +229,14 @@ fn env(running: bool) -> Env {
     }
 }
 
+/// The steps of the two-pass copy method, in order.
+fn copy_steps() -> Vec<Step> {
+    STEPS
+        .into_iter()
+        .filter(|s| !matches!(s, Step::Clone | Step::Follow | Step::CatchUp))
+        .collect()
+}
+
 fn copts() -> CopyOptions {
     CopyOptions {
         buf_size: 64 << 10,
@@ -363,7 +371,9 @@ fn relocates_a_running_mariadb_and_a_rerun_changes_nothing() {
         again.iter().all(|r| r.outcome == Outcome::Unchanged),
         "{again:#?}"
     );
-    assert!(again[..9].iter().all(|r| r.observed == Observed::Done));
+    assert!(again[..again.len() - 1]
+        .iter()
+        .all(|r| r.observed == Observed::Done));
     assert_relocated(&e, &st);
 }
 
@@ -373,7 +383,7 @@ fn socket_activation_is_stopped_for_the_copy_and_started_again() {
     *e.db.socket.lock().unwrap() = Some(true);
     let mut st = fresh_state(&e);
     with_ctx(&e, copts(), |cx| {
-        for step in &STEPS[..4] {
+        for step in &copy_steps()[..4] {
             if let Observed::Todo(_) = observe(cx, &st, *step).unwrap() {
                 apply(cx, &mut st, *step).unwrap();
             }
@@ -405,13 +415,13 @@ fn socket_activation_is_stopped_for_the_copy_and_started_again() {
 
 #[test]
 fn a_crash_after_any_step_converges_on_rerun() {
-    for k in 0..STEPS.len() {
+    for k in 0..copy_steps().len() {
         let e = env(true);
         let mut st = fresh_state(&e);
         atomic_write(&e.journal, &serde_json::to_vec(&st).unwrap(), 0o600).unwrap();
         // run the first k steps, then "crash": only the journal survives
         with_ctx(&e, copts(), |cx| {
-            for step in &STEPS[..k] {
+            for step in &copy_steps()[..k] {
                 if let Observed::Todo(_) = observe(cx, &st, *step).unwrap() {
                     apply(cx, &mut st, *step).unwrap();
                 }
@@ -499,7 +509,7 @@ fn rollback_of_a_half_done_relocation() {
     let e = env(true);
     let mut st = fresh_state(&e);
     with_ctx(&e, copts(), |cx| {
-        for step in &STEPS[..7] {
+        for step in &copy_steps()[..7] {
             apply(cx, &mut st, *step).unwrap();
         }
     });
@@ -647,7 +657,7 @@ fn ubuntu_mysql_placeholders_survive_a_crash_after_the_rename() {
         Path::new("/var/lib/dbhost"),
     );
     with_ctx(&e, copts(), |cx| {
-        for step in &STEPS[..7] {
+        for step in &copy_steps()[..7] {
             apply(cx, &mut st, *step).unwrap();
         }
     });
@@ -660,7 +670,8 @@ fn ubuntu_mysql_placeholders_survive_a_crash_after_the_rename() {
     .unwrap();
     let mut st = load(&e);
     let reps = run_all(&e, &mut st).unwrap();
-    assert_eq!(reps[7].outcome, Outcome::Changed, "{reps:#?}");
+    let keep_old = reps.iter().find(|r| r.step == Step::KeepOld).unwrap();
+    assert_eq!(keep_old.outcome, Outcome::Changed, "{reps:#?}");
     assert!(r.join("var/lib/mysql/mysql").is_dir());
     assert!(fs::read_dir(r.join("var/lib/mysql/mysql"))
         .unwrap()
