@@ -29,6 +29,7 @@ struct Shared {
 
 struct Ctxd {
     engine: Engine,
+    method: crate::profile::MoveMethod,
     target: PathBuf,
     /// The data filesystem's mount point: until it is mounted (earlier steps still to do),
     /// the relocation can only be "to do" (its checks need the mounted target).
@@ -87,7 +88,14 @@ impl Ctxd {
         st.adopt = dbe::looks_like_datadir(self.engine, &cx.host.path(&self.target))
             && cx.host.path(complete_marker(&self.target)).exists()
             && !cx.host.path(&st.manifest).exists();
-        (st.method, st.method_reason) = choose_method(cx, &st.instance);
+        (st.method, st.method_reason) = if self.method == crate::profile::MoveMethod::Copy {
+            (
+                relocate::Method::Copy,
+                "the two-pass copy (database.method = \"copy\")".into(),
+            )
+        } else {
+            choose_method(cx, &st.instance)
+        };
         cx.journal
             .set_data(JOURNAL_KEY, serde_json::to_value(&st)?)?;
         sh.state = Some(st);
@@ -267,6 +275,7 @@ pub fn steps(db: &DatabasePlan, mount: &str, _finalize: bool) -> Result<Vec<Box<
     };
     let d = Rc::new(Ctxd {
         engine,
+        method: db.method,
         target: PathBuf::from(&db.target),
         mount_point: mount.to_string(),
         shared: Rc::new(RefCell::new(Shared::default())),
@@ -405,6 +414,7 @@ mod tests {
         );
         put("/etc/mysql/my.cnf", "[mysqld]\ndatadir=/datadrive/mysql\n");
         let plan = DatabasePlan {
+            method: Default::default(),
             engine: crate::profile::Engine::Mariadb,
             datadir_subdir: "mysql".into(),
             target: "/datadrive/mysql".into(),
@@ -520,6 +530,7 @@ mod tests {
         };
         let d = Rc::new(Ctxd {
             engine: Engine::Postgresql,
+            method: Default::default(),
             target: PathBuf::from("/datadrive/postgresql"),
             mount_point: "/datadrive".into(),
             shared: Rc::new(RefCell::new(Shared::default())),

@@ -119,6 +119,13 @@ pub fn run(ctx: &Ctx, cmd: MigrateCmd) -> Result<i32> {
     } else {
         None
     };
+    if cmd.changes_system() {
+        let points: Vec<String> = migrate::FAULT_POINTS
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        crate::apply::fault::arm_from_env(&points).map_err(|e| Failure::Usage(format!("{e:#}")))?;
+    }
     let json = ctx.output == OutputFormat::Json;
     let mut say = |l: &str| say_line(json, l);
     let mut mcx = migrate::Ctx {

@@ -255,15 +255,7 @@ pub fn catch_up(
     let hp = host.path(new);
     let auto = hp.join("postgresql.auto.conf");
     if let Ok(text) = fs::read_to_string(&auto) {
-        let kept: String = text
-            .lines()
-            .filter(|l| {
-                let k = l.trim_start();
-                !(k.starts_with("primary_conninfo") || k.starts_with("primary_slot_name"))
-            })
-            .map(|l| format!("{l}\n"))
-            .collect();
-        crate::host::atomic_write(&auto, kept.as_bytes(), 0o600)
+        crate::host::atomic_write(&auto, without_standby_settings(&text).as_bytes(), 0o600)
             .with_context(|| format!("writing {}", auto.display()))?;
     }
     let signal = hp.join("standby.signal");
@@ -283,7 +275,66 @@ pub fn catch_up(
     ))
 }
 
+/// `postgresql.auto.conf` without the standby's connection settings (pure).
+pub fn without_standby_settings(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            let k = l.trim_start();
+            !(k.starts_with("primary_conninfo") || k.starts_with("primary_slot_name"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// Stop the replica (rollback, and a relocation that switches method).
 pub fn stop(exec: &dyn Exec, w: &Wait) -> Result<bool> {
     engine::stop(exec, UNIT, w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replica_runs_beside_the_server_with_its_own_socket() {
+        let d = tempfile::tempdir().unwrap();
+        let h = Host::with_root(d.path());
+        fs::create_dir_all(h.path("/usr/lib/postgresql/15/bin")).unwrap();
+        fs::write(h.path("/usr/lib/postgresql/15/bin/postgres"), "").unwrap();
+        let inst = Instance {
+            engine: engine::Engine::Postgresql,
+            datadir: "/var/lib/postgresql/15/main".into(),
+            source: engine::Source::Default,
+            config_datadir: "/var/lib/postgresql/15/main".into(),
+            unit: "postgresql@15-main.service".into(),
+            socket: None,
+            dropin_dir: None,
+            pg: Some(PgCluster {
+                version: "15".into(),
+                cluster: "main".into(),
+                conf: "/etc/postgresql/15/main/postgresql.conf".into(),
+                port: 5432,
+            }),
+        };
+        let c = start_command(&h, &inst, Path::new("/datadrive/postgresql")).unwrap();
+        let line = c.display();
+        for want in [
+            "--unit=dbhost-replica.service",
+            "--property=User=postgres",
+            "/usr/lib/postgresql/15/bin/postgres -D /datadrive/postgresql",
+            "-c config_file=/etc/postgresql/15/main/postgresql.conf",
+            "-c data_directory=/datadrive/postgresql",
+            "-c port=5499",
+            "-c unix_socket_directories=/run/dbhost-replica",
+            "-c external_pid_file=/run/dbhost-replica/postgres.pid",
+        ] {
+            assert!(line.contains(want), "{want} missing: {line}");
+        }
+        assert!(c.args.contains(&"listen_addresses=".to_string()), "{line}");
+        let auto = "# Do not edit\nwork_mem = '8MB'\nprimary_conninfo = 'host=/var/run/postgresql'\nprimary_slot_name = 'dbhost_relocate'\n";
+        assert_eq!(
+            without_standby_settings(auto),
+            "# Do not edit\nwork_mem = '8MB'\n"
+        );
+    }
 }

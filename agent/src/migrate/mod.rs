@@ -394,9 +394,24 @@ pub fn status(cx: &mut Ctx, s: &Settings, st: &State) -> Result<ReplicaStatus> {
     Ok(replica_for(s)?.status(cx, st))
 }
 
+/// The fault-injection points (test-only, `DBHOST_FAULT`, see `apply::fault`): `migrate.<phase>`
+/// before and after each phase change of a cutover is journaled.
+pub const FAULT_POINTS: &[&str] = &[
+    "migrate.fencing",
+    "migrate.fenced",
+    "migrate.promoting",
+    "migrate.promoted",
+    "migrate.cut-over",
+    "migrate.replicating",
+];
+
 fn set_phase(st: &mut State, phase: Phase, save: &mut Saver) -> Result<()> {
+    let point = format!("migrate.{phase}");
+    crate::apply::fault::at_step(&point, crate::apply::fault::When::Before);
     st.set_phase(phase);
-    save(st)
+    save(st)?;
+    crate::apply::fault::at_step(&point, crate::apply::fault::When::After);
+    Ok(())
 }
 
 /// Wait (bounded) until the replica applied `pos`.

@@ -373,6 +373,17 @@ fn yes() -> bool {
     true
 }
 
+/// How `apply` moves the datadir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MoveMethod {
+    /// PostgreSQL (running) through a streaming replica; otherwise the two-pass copy.
+    #[default]
+    Auto,
+    /// Always the two-pass file copy.
+    Copy,
+}
+
 /// `[database]`: which engine's datadir moves onto the mount.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -388,6 +399,9 @@ pub struct Database {
     /// Remove the kept old datadir on a later `apply` once it is older than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Duration>,
+    /// How the datadir moves: `auto` (a replica where the engine allows) or `copy`.
+    #[serde(default)]
+    pub method: MoveMethod,
 }
 
 impl Default for Database {
@@ -397,6 +411,7 @@ impl Default for Database {
             datadir: None,
             keep_old_datadir: true,
             retention: None,
+            method: MoveMethod::Auto,
         }
     }
 }
@@ -575,6 +590,7 @@ impl Profile {
                 datadir: Some("mysql".into()),
                 keep_old_datadir: true,
                 retention: Some(Duration::secs(7 * 86400)),
+                method: MoveMethod::Copy,
             },
             tuning: Tuning {
                 enabled: true,
