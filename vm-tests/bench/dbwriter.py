@@ -4,7 +4,8 @@
 Usage: dbwriter OUT RATE [FIRST_ID [SOCKET | @ENDPOINT_FILE]]
 
 Speaks the MySQL client protocol over the local socket itself (the guest image has python3 but
-no MySQL module): one persistent connection as root (unix_socket authentication), autocommit on,
+no MySQL module): one persistent connection as root (unix_socket authentication; $DBW_USER: an
+account without a password instead), autocommit on,
 one `INSERT INTO bench.w` every 1/RATE seconds with a fresh id per attempt. An OK packet means
 the row is committed (acknowledged): "id unix_time" goes to OUT (flushed every 0.5 s and at
 exit). On any failure (server stopping, socket gone) it reconnects every 10 ms and goes on with
@@ -104,7 +105,8 @@ class Conn:
         caps = CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | \
             CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
         resp = struct.pack("<IIB", caps, 1 << 24, 33) + b"\0" * 23
-        resp += b"root\0" + b"\0"  # empty auth response (root: unix_socket)
+        # empty auth response: root by unix_socket, or an account without a password
+        resp += os.environ.get("DBW_USER", "root").encode() + b"\0" + b"\0"
         resp += b"mysql_native_password\0"
         self.send_packet(resp)
         while True:

@@ -227,6 +227,8 @@ for h in 127.0.0.% localhost; do
   oldsql -e "CREATE USER 'dbhost'@'$h' IDENTIFIED BY 'src-secret'; GRANT ALL PRIVILEGES ON *.* TO 'dbhost'@'$h'"
 done
 oldsql -e "CREATE USER 'repl'@'127.0.0.%' IDENTIFIED BY 'repl-secret'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.%'"
+# The application's account (the writer): no READ_ONLY ADMIN, so read_only fences it.
+oldsql -e "CREATE USER 'app'@'localhost'; GRANT SELECT, INSERT ON bench.* TO 'app'@'localhost'"
 oldsql -e "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40), note VARCHAR(255)) ENGINE=InnoDB; \\
   INSERT INTO shop.orders SELECT seq, CONCAT('item-', seq), REPEAT(MD5(seq), 4) FROM seq_1_to_{rows}; \\
   CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(60)) ENGINE=Aria; \\

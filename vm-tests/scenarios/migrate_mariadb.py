@@ -6,7 +6,8 @@ mariadb.service, put on a 2-disk RAID-0 by `dbhost apply`. Then:
   * the source without binary logs: `migrate plan` exits 3, says a replica cannot catch up,
     what enabling them costs (one restart of the source) and offers the file-copy path with its
     estimated downtime; the job enables them (log_bin, restart) and plan passes;
-  * a writer (dbwriter, root over the unix socket named in an endpoint file) commits 20 rows/s
+  * a writer (dbwriter, the application's account `app` — no READ_ONLY ADMIN — over the unix
+    socket named in an endpoint file) commits 20 rows/s
     into bench.w; `migrate start` streams mariabackup into /datadrive/mysql, prepares it and
     starts it as a replica from the backup's GTID (its own server_id, read_only);
   * `migrate cutover` (fence = stop: read_only + sessions ended, @@gtid_binlog_pos read, then
@@ -77,7 +78,7 @@ check "with binary logs the plan passes" test "$(cat $O/plan.rc)" = 0
 # --- the writer on the source, then start
 /usr/local/bin/mysum {MARIA_OLD_SOCK} >"$O/sum-source.txt"
 echo {MARIA_OLD_SOCK} >/run/db-endpoint
-/usr/local/bin/dbwriter "$O/acked.txt" 20 1 @/run/db-endpoint &
+DBW_USER=app /usr/local/bin/dbwriter "$O/acked.txt" 20 1 @/run/db-endpoint &
 wp=$!
 sleep 2
 run start migrate start --profile {P}/migrate-maria.toml --yes --output json
