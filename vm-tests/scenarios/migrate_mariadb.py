@@ -2,7 +2,9 @@
 
 One boot, no cloud-init. The old host is a second MariaDB 10.11 in the guest (maria-old.service,
 127.0.0.2:3306, datadir /var/lib/mysql-old on the OS disk); the new one is Debian's
-mariadb.service, put on a 2-disk RAID-0 by `dbhost apply`. Then:
+mariadb.service with its binary log on, put on a 2-disk RAID-0 by `dbhost apply` under a write
+load — through a replica (mariabackup, GTID, read-only before the stop): no acknowledged row
+lost, the replica and its account gone afterwards. Then:
   * the source without binary logs: `migrate plan` exits 3, says a replica cannot catch up,
     what enabling them costs (one restart of the source) and offers the file-copy path with its
     estimated downtime; the job enables them (log_bin, restart) and plan passes;
@@ -60,9 +62,29 @@ cat >/usr/local/bin/point-clients <<'EOF_HOOK'
 {HOOK}EOF_HOOK
 chmod 755 /usr/local/bin/point-clients
 {maria_old_setup(ROWS, log_bin=False)}
+
+# --- the new host: its own MariaDB with a binary log moves onto the array through a replica,
+# under a write load (apply's local relocation)
+printf '[mysqld]\nlog_bin = /var/log/mysql/mysql-bin\nserver_id = 1\n' >/etc/mysql/mariadb.conf.d/70-binlog.cnf
 systemctl start mariadb
+newsql -e "CREATE DATABASE bench; CREATE TABLE bench.w (id BIGINT PRIMARY KEY, t DOUBLE, pad VARCHAR(100)) ENGINE=InnoDB; \
+  CREATE USER 'app'@'localhost'; GRANT SELECT, INSERT ON bench.* TO 'app'@'localhost'"
+echo {MARIA_NEW_SOCK} >/run/db-endpoint-local
+DBW_USER=app /usr/local/bin/dbwriter "$O/acked-local.txt" 20 1 @/run/db-endpoint-local &
+lw=$!
+sleep 2
+echo "apply-start $(date +%s.%N)" >>"$O/phases.txt"
 run apply apply --profile {P}/migrate-maria.toml --yes --output json
+echo "apply-end $(date +%s.%N)" >>"$O/phases.txt"
 check "apply exited 0" test "$(cat $O/apply.rc)" = 0
+sleep 3
+kill -TERM $lw; wait $lw
+newsql -e "SELECT id FROM bench.w ORDER BY id" >"$O/present-local.txt"
+check "apply moved MariaDB through a replica" grep -q '"event":"finished","step":"db.catch-up"' "$O/apply.out"
+check "the relocation's replica is gone" sh -c '! systemctl is-active dbhost-replica.service'
+check "the relocation's account is gone" test -z "$(newsql -e "SELECT user FROM mysql.user WHERE user = 'dbhost_relocate'")"
+check "the server is writable after the move" test "$(newsql -e 'SELECT @@read_only')" = 0
+newsql -e "DROP DATABASE bench; DROP USER 'app'@'localhost'"
 
 # --- no binary log on the source: plan says so, the cost, and the file-copy path
 run nobinlog migrate plan --profile {P}/migrate-maria.toml
@@ -115,18 +137,23 @@ cp /var/lib/mysql-old/error.log "$O/old-error.log" 2>/dev/null || true
 
 
 def check(run, out):
+    local = no_acked_row_lost(run, [out / "acked-local.txt"], out / "present-local.txt",
+                              "migrate-mariadb (apply's relocation)")
     acks = no_acked_row_lost(run, [out / "acked.txt"], out / "present.txt", "migrate-mariadb")
     ph = {}
     for line in read_text(out / "phases.txt").splitlines():
         k, v = line.split()
         ph[k] = float(v)
     gap, _ = max_gap(sorted(acks.values()), ph["cutover-start"], ph["cutover-end"] + 5)
+    lgap, _ = max_gap(sorted(local.values()), ph["apply-start"], ph["apply-end"])
+    log(f"    migrate-mariadb: apply's relocation through a replica: longest gap {lgap:.2f} s")
     st = json.loads(read_text(out / "migrate.json"))
     expect(st["phase"] == "finalized", f"phase {st['phase']}")
     dbhost_ms = st["cutover"]["downtime_ms"]
     log(f"    migrate-mariadb: longest gap between acknowledged commits around the cutover "
         f"{gap:.2f} s (dbhost: fence to writable {dbhost_ms} ms)")
     run.timings["figures"] = {"gap_s": round(gap, 2), "dbhost_downtime_ms": dbhost_ms,
+                              "relocation_gap_s": round(lgap, 2),
                               "acked": len(acks), "rows": ROWS}
 
 

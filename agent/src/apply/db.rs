@@ -103,8 +103,8 @@ impl Ctxd {
     }
 }
 
-/// PostgreSQL moves through a streaming replica when it can (the outage is then a restart, not
-/// a copy); everything else, and a server that is not running, by the two-pass copy.
+/// A running PostgreSQL, or MariaDB with its binary log on, moves through a replica (the outage
+/// is then a restart, not a copy); everything else by the two-pass copy.
 fn choose_method(cx: &ApplyCx<'_>, inst: &dbe::Instance) -> (relocate::Method, String) {
     match inst.engine {
         Engine::Postgresql => match crate::db::replica::usable(cx.host, cx.exec, inst) {
@@ -143,10 +143,10 @@ impl Step for RelocStep {
         match self.step {
             relocate::Step::Preflight => format!("check room and paths for the datadir at {t}"),
             relocate::Step::Clone => format!(
-                "replica method: copy the running server into {t} (pg_basebackup, WAL streamed)"
+                "replica method: copy the running server into {t} (pg_basebackup / mariabackup)"
             ),
             relocate::Step::Follow => format!(
-                "replica method: run the copy as a streaming replica ({}) until the stop",
+                "replica method: run the copy as a replica ({}) until the stop",
                 crate::db::replica::UNIT
             ),
             relocate::Step::CatchUp => {

@@ -197,6 +197,18 @@ pub struct RelocateState {
     pub clone_started: bool,
     #[serde(default)]
     pub cloned: bool,
+    /// MariaDB replica: the backup's GTID, the replica's server_id and replication password,
+    /// the server's last GTID before its stop, and whether the replica was closed after it.
+    #[serde(default)]
+    pub replica_gtid: Option<String>,
+    #[serde(default)]
+    pub replica_server_id: Option<u32>,
+    #[serde(default)]
+    pub replica_password: Option<String>,
+    #[serde(default)]
+    pub replica_final_gtid: Option<String>,
+    #[serde(default)]
+    pub caught_up: bool,
 }
 
 impl RelocateState {
@@ -222,6 +234,11 @@ impl RelocateState {
             method_reason: String::new(),
             clone_started: false,
             cloned: false,
+            replica_gtid: None,
+            replica_server_id: None,
+            replica_password: None,
+            replica_final_gtid: None,
+            caught_up: false,
         }
     }
     pub fn engine(&self) -> Engine {
@@ -376,26 +393,24 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
             Observed::Done
         }
         Step::Clone => {
-            if st.cloned && new.join("PG_VERSION").is_file() {
+            if st.cloned && engine::looks_like_datadir(st.engine(), &new) {
                 Observed::Done
             } else {
                 Observed::Todo(format!(
-                    "copy the running server into {} (pg_basebackup)",
+                    "copy the running server into {}",
                     st.new_datadir.display()
                 ))
             }
         }
         Step::Follow => {
-            if super::replica::promoted_offline(cx.host, &st.new_datadir)
-                || engine::is_stopped(cx.exec, &st.instance.unit)
-            {
+            if super::replica::done(cx.host, st) || engine::is_stopped(cx.exec, &st.instance.unit) {
                 Observed::Done
             } else {
                 Observed::Todo(format!("stream into the copy ({})", super::replica::UNIT))
             }
         }
         Step::CatchUp => {
-            if super::replica::promoted_offline(cx.host, &st.new_datadir) {
+            if super::replica::done(cx.host, st) {
                 Observed::Done
             } else {
                 Observed::Todo("the replica applies the last change, then stops".into())
@@ -636,28 +651,22 @@ pub fn apply_detailed(
                 st.clone_started = true;
                 (cx.save)(st)?;
             }
-            let d = super::replica::clone(cx.host, cx.exec, &st.instance, &st.new_datadir)?;
+            let d = super::replica::clone(cx.host, cx.exec, st)?;
             st.cloned = true;
             (cx.save)(st)?;
             Ok((Outcome::Changed, d))
         }
         Step::Follow => {
-            super::replica::follow(cx.host, cx.exec, &st.instance, &st.new_datadir, &cx.wait)?;
+            super::replica::follow(cx.host, cx.exec, st, &cx.wait)?;
             Ok((
                 Outcome::Changed,
                 format!("{} streams from {}", super::replica::UNIT, st.instance.unit),
             ))
         }
         Step::CatchUp => {
-            let d = super::replica::catch_up(
-                cx.host,
-                cx.exec,
-                &st.instance,
-                &st.old_datadir,
-                &st.new_datadir,
-                &cx.wait,
-                Duration::from_secs(300),
-            )?;
+            let d =
+                super::replica::catch_up(cx.host, cx.exec, st, &cx.wait, Duration::from_secs(300))?;
+            (cx.save)(st)?;
             Ok((outcome(!d.is_empty()), d))
         }
         Step::Pass1 => {
@@ -742,10 +751,17 @@ pub fn apply_detailed(
             } else {
                 String::new()
             };
+            let fenced = if st.method == Method::Replica {
+                let (host, exec, wait) = (cx.host, cx.exec, cx.wait.clone());
+                super::replica::before_stop(host, exec, st, &wait, cx.save)?
+            } else {
+                String::new()
+            };
             let stopped = engine::stop(cx.exec, &st.instance.unit, &cx.wait)?;
             let detail = [
                 staged.then(|| "unit drop-in staged and reloaded before the stop".to_string()),
                 (!flushed.is_empty()).then_some(flushed),
+                (!fenced.is_empty()).then_some(fenced),
             ]
             .into_iter()
             .flatten()
@@ -1000,7 +1016,7 @@ pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome
         )?;
         if st.method == Method::Replica {
             // Its slot would keep WAL on the server for ever.
-            super::replica::drop_slot(cx.host, cx.exec, &st.instance)?;
+            super::replica::after_rollback(cx.host, cx.exec, st)?;
         }
         s
     } else {

@@ -11,9 +11,8 @@ use super::{
 };
 use crate::db::client::{db_error, mysql::quote, DbError, Protocol, Rows, Session, Target};
 use crate::db::engine::{self, Engine, Instance};
-use crate::host::{CommandSpec, Exec, Host};
+use crate::host::{Exec, Host};
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,21 +33,7 @@ pub fn render_dropin(server_id: u32, read_only: bool) -> String {
     )
 }
 
-/// The GTID position in mariabackup's binlog info file ("file\tpos\tgtid").
-pub fn backup_gtid(text: &str) -> Option<String> {
-    let g = text.lines().next()?.split('\t').nth(2)?.trim();
-    (!g.is_empty()).then(|| g.to_string())
-}
-
-/// A server_id for this host from its machine-id (never 0), unlike `avoid`.
-pub fn derived_server_id(machine_id: &str, avoid: Option<u32>) -> u32 {
-    let h = Sha256::digest(machine_id.trim().as_bytes());
-    let mut id = (u32::from_le_bytes([h[0], h[1], h[2], h[3]]) & 0x7fff_ffff).max(2);
-    if Some(id) == avoid {
-        id += 1;
-    }
-    id
-}
+pub use crate::db::replica::mariadb::{backup_gtid, derived_server_id};
 
 /// "10.11.6-MariaDB-0+deb12u1" → ("mariadb", 10, 11).
 pub fn parse_version(v: &str) -> (bool, u32, u32) {
@@ -314,96 +299,38 @@ impl Maria<'_> {
 
     /// The source's mariabackup stream, unpacked into the target, prepared, owned by mysql.
     fn copy(&self, cx: &mut Ctx, st: &State) -> Result<String> {
-        let target = st.target_datadir.display().to_string();
-        let mut remote = vec!["mariabackup".to_string()];
+        let mut args = Vec::new();
         if let Some(f) = &self.s.source_defaults_file {
-            remote.push(format!("--defaults-file={f}"));
+            args.push(format!("--defaults-file={f}"));
             if self.s.source_shell.is_none() {
                 // The socket of that server, read with dbhost's option-file parser.
                 let cnf = crate::db::cnf::read_cnf_file(cx.host, Path::new(f)).unwrap_or_default();
                 if let Some(sock) = cnf.server("socket") {
-                    remote.push(format!("--socket={sock}"));
+                    args.push(format!("--socket={sock}"));
                 }
             }
         }
-        remote.extend([
-            "--backup".to_string(),
-            "--stream=xbstream".to_string(),
-            format!("--user={}", self.s.user),
-            "--target-dir=/tmp".to_string(),
-        ]);
-        let quote_sh = |a: &str| format!("'{}'", a.replace('\'', "'\\''"));
-        let mut remote_line: Vec<String> = remote.iter().map(|a| quote_sh(a)).collect();
-        let mut cmd = CommandSpec::new("bash").timeout(Duration::from_secs(24 * 3600));
-        if let Some(pw) = &self.s.password {
-            match &self.s.source_shell {
-                // Through the shell: in that command's environment, never its arguments.
-                Some(_) => remote_line.insert(0, format!("MYSQL_PWD={}", quote_sh(pw))),
-                None => cmd = cmd.env("MYSQL_PWD", pw),
-            }
-        }
-        let producer = match &self.s.source_shell {
-            Some(sh) => {
-                let mut v: Vec<String> = sh.iter().map(|a| quote_sh(a)).collect();
-                v.push(quote_sh(&remote_line.join(" ")));
-                v.join(" ")
-            }
-            None => remote_line.join(" "),
-        };
-        let script = format!(
-            "set -o pipefail; {producer} 2>/run/dbhost-mariabackup.log | mbstream -x -C {}",
-            quote_sh(&target)
-        );
+        args.push(format!("--user={}", self.s.user));
         cx.note(format!(
             "copying {} into {} (mariabackup --stream)",
-            self.s.source, target
+            self.s.source,
+            st.target_datadir.display()
         ));
         let t0 = Instant::now();
-        let out = cx.exec.output(&cmd.args(["-c".to_string(), script]))?;
-        if out.status != 0 {
-            let log = fs::read_to_string(cx.host.run("dbhost-mariabackup.log")).unwrap_or_default();
-            let tail: String = log
-                .lines()
-                .rev()
-                .take(8)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            bail!(
-                "the copy from {} failed (status {}): {}{}",
-                self.s.source,
-                out.status,
-                out.stderr.trim(),
-                if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!("\nmariabackup said:\n{tail}")
-                }
-            );
-        }
+        let gtid = crate::db::replica::mariadb::backup_into(
+            cx.host,
+            cx.exec,
+            &args,
+            self.s.source_shell.as_deref(),
+            self.s.password.as_deref(),
+            &st.target_datadir,
+        )
+        .with_context(|| format!("copying {}", self.s.source))?;
         cx.note(format!(
-            "streamed in {:.1} s; preparing",
+            "copied and prepared in {:.1} s (GTID {gtid})",
             t0.elapsed().as_secs_f64()
         ));
-        cx.exec.run(
-            &CommandSpec::new("mariabackup")
-                .args(["--prepare".to_string(), format!("--target-dir={target}")]),
-        )?;
-        cx.exec
-            .run(&CommandSpec::new("chown").args(["-R", "mysql:mysql", &target]))?;
-        let dd = cx.host.path(&st.target_datadir);
-        let info = ["xtrabackup_binlog_info", "mariadb_backup_binlog_info"]
-            .iter()
-            .find_map(|f| fs::read_to_string(dd.join(f)).ok())
-            .unwrap_or_default();
-        backup_gtid(&info).with_context(|| {
-            format!(
-                "the copy in {target} holds no binlog position (xtrabackup_binlog_info): is \
-                 binary logging on at the source?"
-            )
-        })
+        Ok(gtid)
     }
 
     fn slave_status(&self, cx: &Ctx, inst: &Instance) -> Result<Rows> {
@@ -445,24 +372,7 @@ impl Maria<'_> {
     /// Read-only on the source, client sessions ended; the source's last GTID position.
     fn fence_read_only(&self, cx: &mut Ctx) -> Result<String> {
         let mut s = self.control_session(cx.exec)?;
-        s.query("SET GLOBAL read_only = 1")?;
-        let victims = s.query(
-            "SELECT id FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND \
-             command NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', 'Slave_IO', \
-             'Slave_SQL', 'Slave_worker') AND user NOT IN ('system user', 'event_scheduler')",
-        )?;
-        for r in &victims.rows {
-            if let Some(id) = &r[0] {
-                // Gone already is fine.
-                let _ = s.query(&format!("KILL CONNECTION {id}"));
-            }
-        }
-        // A transaction that committed while we looked is in the binlog: read the position
-        // after every session is gone.
-        s.query("SELECT @@gtid_binlog_pos")?
-            .scalar()
-            .map(str::to_string)
-            .context("no @@gtid_binlog_pos from the source")
+        crate::db::replica::mariadb::fence_read_only(s.as_mut())
     }
 }
 
@@ -859,11 +769,6 @@ mod tests {
 
     #[test]
     fn pure_parts() {
-        assert_eq!(
-            backup_gtid("mysql-bin.000003\t1234\t0-1-42,1-7-3\n").as_deref(),
-            Some("0-1-42,1-7-3")
-        );
-        assert_eq!(backup_gtid("mysql-bin.000003\t1234\t\n"), None);
         assert_eq!(
             parse_version("10.11.6-MariaDB-0+deb12u1-log"),
             (true, 10, 11)

@@ -1,14 +1,12 @@
-//! A streaming replica of this host's own PostgreSQL server, in the new datadir, under a unit of
-//! dbhost's (`dbhost-replica.service`, transient: gone after a reboot, started again by a re-run)
-//! on a socket of its own. It is how `apply` relocates PostgreSQL: the copy is made and kept
-//! current while the server runs; the downtime is stop → the replica applies the shutdown
-//! checkpoint → stop the replica → switch → start, whatever the size of the data.
-//!
-//! Facts: BACKUP-MIGRATE.md (PostgreSQL), PostgreSQL docs app-pgbasebackup and §27.2.
+//! PostgreSQL: a streaming replica of this host's server (pg_basebackup with a slot, run by
+//! `postgres -D NEW` under dbhost's unit); it catches up on the shutdown checkpoint and becomes a
+//! plain datadir (standby settings removed). Facts: BACKUP-MIGRATE.md (PostgreSQL), PostgreSQL
+//! docs app-pgbasebackup and §27.2.
 
-use super::client::{Endpoint, Protocol, Session, Target};
-use super::engine::{self, Instance, PgCluster, Wait};
-use super::pgctl::{self, Lsn};
+use super::{SOCKET_DIR, UNIT};
+use crate::db::client::{Endpoint, Protocol, Session, Target};
+use crate::db::engine::{self, Instance, PgCluster, Wait};
+use crate::db::pgctl::{self, Lsn};
 use crate::host::{CommandSpec, Exec, Host};
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -16,10 +14,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// dbhost's unit for the replica (transient, made by `systemd-run`).
-pub const UNIT: &str = "dbhost-replica.service";
-/// Its socket directory (the unit's RuntimeDirectory).
-pub const SOCKET_DIR: &str = "/run/dbhost-replica";
 /// The slot on the local server that keeps its WAL for the replica.
 pub const SLOT: &str = "dbhost_relocate";
 /// The replica's port (only its socket name: it listens on no TCP address).
@@ -60,7 +54,7 @@ pub fn usable(host: &Host, exec: &dyn Exec, inst: &Instance) -> Result<(), Strin
 
 /// Drop the slot on the local server when it exists.
 pub fn drop_slot(host: &Host, exec: &dyn Exec, inst: &Instance) -> Result<()> {
-    super::local::query(
+    crate::db::local::query(
         host,
         exec,
         inst,
@@ -114,7 +108,7 @@ pub fn clone(host: &Host, exec: &dyn Exec, inst: &Instance, new: &Path) -> Resul
     fs::set_permissions(&hp, fs::Permissions::from_mode(0o700))
         .with_context(|| format!("chmod {}", new.display()))?;
     drop_slot(host, exec, inst)?;
-    let sock_dir = super::local::pg_socket_dir(host, pg);
+    let sock_dir = crate::db::local::pg_socket_dir(host, pg);
     let conn = format!(
         "host={} port={} user=postgres application_name=dbhost",
         sock_dir.display(),
