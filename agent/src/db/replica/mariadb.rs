@@ -323,7 +323,6 @@ fn start_replica(host: &Host, exec: &dyn Exec, st: &RelocateState) -> Result<()>
     exec.run(&CommandSpec::new("systemd-run").args([
         format!("--unit={UNIT}"),
         "--property=User=mysql".into(),
-        "--property=Type=notify".into(),
         "--property=RuntimeDirectory=dbhost-replica".into(),
         "--property=TimeoutStopSec=900".into(),
         "--description=dbhost: the relocation's replica of the database".into(),

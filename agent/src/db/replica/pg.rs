@@ -139,7 +139,8 @@ pub fn start_command(host: &Host, inst: &Instance, new: &Path) -> Result<Command
     let mut args = vec![
         format!("--unit={UNIT}"),
         "--property=User=postgres".into(),
-        "--property=Type=notify".into(),
+        // Type=simple: follow() waits for the replica itself (a hot standby's readiness
+        // notification is not something to rely on across versions).
         "--property=RuntimeDirectory=dbhost-replica".into(),
         "--property=KillMode=mixed".into(),
         "--property=KillSignal=SIGINT".into(),
@@ -156,6 +157,8 @@ pub fn start_command(host: &Host, inst: &Instance, new: &Path) -> Result<Command
     args.extend(c("unix_socket_directories", SOCKET_DIR.into()));
     args.extend(c("external_pid_file", format!("{SOCKET_DIR}/postgres.pid")));
     args.extend(c("cluster_name", "dbhost-replica".into()));
+    // It runs beside the server: a small buffer cache is enough to apply WAL.
+    args.extend(c("shared_buffers", "128MB".into()));
     Ok(CommandSpec::new("systemd-run").args(args))
 }
 
