@@ -72,8 +72,52 @@ pub fn run_stop_command(cx: &mut Ctx, s: &Settings) -> Result<()> {
     Ok(())
 }
 
-/// Undo a stop fence: unmask and start the unit and its sockets. A stop command cannot be
-/// undone by dbhost.
+/// The drop-in that keeps a fenced unit from starting again, even after a reboot: written right
+/// after the stop (a file, no daemon-reload inside the downtime window; systemd reads it at the
+/// next boot). The mask follows after the promotion.
+pub fn fence_dropin(unit: &str) -> PathBuf {
+    PathBuf::from(format!("/etc/systemd/system/{unit}.d/zz-dbhost-fence.conf"))
+}
+
+const FENCE_DROPIN: &str = "# Written by dbhost migrate: this server's data moved to another host \
+     (a cutover); it must not start again.\n# `dbhost migrate abort` removes this file before a \
+     promotion; afterwards remove it yourself only to run this server on its own.\n[Unit]\n\
+     ConditionPathExists=/nonexistent/dbhost-migrate-fenced\n";
+
+/// Stop the source's unit with its socket units in one call, then make the stop durable. Not
+/// masked first: a masked unit loses its own stop settings (ExecStop, KillSignal, KillMode), and
+/// PostgreSQL killed with the default SIGTERM to every process ends its WAL senders before they
+/// sent the shutdown checkpoint to the replica.
+pub fn stop_fenced(cx: &mut Ctx, f: &FenceRecord) -> Result<()> {
+    let mut stop = vec!["stop".to_string()];
+    stop.extend(f.sockets.iter().cloned());
+    stop.extend(f.masked.iter().cloned());
+    cx.exec.run(&CommandSpec::new("systemctl").args(stop))?;
+    for u in &f.masked {
+        let p = cx.host.path(fence_dropin(u));
+        crate::host::atomic_write(&p, FENCE_DROPIN.as_bytes(), 0o644)
+            .with_context(|| format!("writing {}", p.display()))?;
+        if engine::is_active(cx.exec, u) {
+            anyhow::bail!("{u} is still active after `systemctl stop`");
+        }
+    }
+    Ok(())
+}
+
+/// After the promotion: mask the stopped source (runtime too; costs a daemon-reload).
+pub fn mask_fenced(cx: &mut Ctx, f: &FenceRecord) -> Result<()> {
+    if f.kind != "stop-unit" {
+        return Ok(());
+    }
+    let mut mask = vec!["mask".to_string()];
+    mask.extend(f.masked.iter().cloned());
+    mask.extend(f.sockets.iter().cloned());
+    cx.exec.run(&CommandSpec::new("systemctl").args(mask))?;
+    Ok(())
+}
+
+/// Undo a stop fence: remove the drop-in, unmask, start the unit and its sockets. A stop
+/// command cannot be undone by dbhost.
 pub fn unfence_stop(cx: &mut Ctx, s: &Settings, f: &FenceRecord) -> Result<()> {
     if f.kind != "stop-unit" {
         return Err(Failure::Refused(format!(
@@ -82,10 +126,18 @@ pub fn unfence_stop(cx: &mut Ctx, s: &Settings, f: &FenceRecord) -> Result<()> {
         ))
         .into());
     }
+    for u in &f.masked {
+        let p = cx.host.path(fence_dropin(u));
+        if p.exists() {
+            fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
     let mut unmask = vec!["unmask".to_string()];
     unmask.extend(f.masked.iter().cloned());
     unmask.extend(f.sockets.iter().cloned());
     cx.exec.run(&CommandSpec::new("systemctl").args(unmask))?;
+    cx.exec
+        .run(&CommandSpec::new("systemctl").arg("daemon-reload"))?;
     for u in f.sockets.iter().chain(&f.masked) {
         engine::start(cx.exec, u, &cx.wait)?;
     }

@@ -554,7 +554,7 @@ impl Replica for Maria<'_> {
         match kind {
             "stop-unit" => {
                 let f = st.fence.clone().expect("recorded");
-                super::stop_and_mask(cx, self.s.source_unit.as_deref().expect("unit"), &f)?;
+                common::stop_fenced(cx, &f)?;
             }
             _ => {
                 common::run_stop_command(cx, self.s)?;

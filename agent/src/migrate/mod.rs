@@ -251,6 +251,10 @@ pub trait Replica {
     fn promote(&self, cx: &mut Ctx, st: &State) -> Result<()>;
     /// Does the local server accept writes?
     fn accepts_writes(&self, cx: &mut Ctx, st: &State) -> Result<bool>;
+    /// After the promotion, outside the downtime window: drop what only the replica needed.
+    fn after_promotion(&self, _cx: &mut Ctx, _st: &State) -> Result<()> {
+        Ok(())
+    }
     /// After the cutover: drop what only replication needed (slot, stored credentials).
     fn finalize(&self, cx: &mut Ctx, st: &State) -> Result<Vec<String>>;
     /// Before the promotion: stop the replica, remove the copy, put the previous datadir back.
@@ -469,10 +473,17 @@ pub fn cutover(cx: &mut Ctx, s: &Settings, st: &mut State, save: &mut Saver) -> 
             started_ms: now_ms(),
             ..CutoverRecord::default()
         });
+        // What the fence will touch is looked up now, outside the downtime window.
+        common::record_fence(cx, s, st, save)?;
         set_phase(st, Phase::Fencing, save)?;
     }
     if matches!(st.phase, Phase::Fencing | Phase::Fenced) {
         cx.note(format!("fencing the source {} ({})", st.source, s.fence));
+        if let Some(f) = st.fence.as_mut() {
+            if st.phase == Phase::Fencing && f.final_pos.is_none() {
+                f.started_ms = now_ms();
+            }
+        }
         let pos = r.fence(cx, st, save)?;
         if let Some(f) = st.fence.as_mut() {
             f.final_pos = Some(pos.clone());
@@ -520,6 +531,12 @@ pub fn cutover(cx: &mut Ctx, s: &Settings, st: &mut State, save: &mut Saver) -> 
         ));
     }
     if st.phase == Phase::Promoted {
+        // Outside the downtime: what only the replica needed goes, and a stopped source is
+        // masked too (its drop-in already keeps it down across a reboot).
+        r.after_promotion(cx, st)?;
+        if let Some(f) = st.fence.clone() {
+            common::mask_fenced(cx, &f)?;
+        }
         let hook_ok = match &s.hook {
             Some(argv) => {
                 let res = hook::run(cx, s, st, argv);
@@ -585,24 +602,6 @@ pub fn finalize(
     let done = replica_for(s)?.finalize(cx, st)?;
     set_phase(st, Phase::Finalized, save)?;
     Ok(done)
-}
-
-/// Stop the source's unit (with its socket units), then mask them so nothing starts it again,
-/// not even a reboot. In that order: a masked unit loses its own stop settings (ExecStop,
-/// KillSignal, KillMode), and PostgreSQL killed with the default SIGTERM to every process ends
-/// its WAL senders before they sent the shutdown checkpoint to the replica.
-pub fn stop_and_mask(cx: &mut Ctx, unit: &str, f: &FenceRecord) -> Result<()> {
-    engine::stop(cx.exec, unit, &cx.wait)?;
-    let mut mask = vec!["mask".to_string()];
-    mask.extend(f.masked.iter().cloned());
-    mask.extend(f.sockets.iter().cloned());
-    cx.exec
-        .run(&crate::host::CommandSpec::new("systemctl").args(mask))?;
-    // Started again between the two (a dependency, a socket)? Masked now: stop it for good.
-    if !engine::is_stopped(cx.exec, unit) {
-        engine::stop(cx.exec, unit, &cx.wait)?;
-    }
-    Ok(())
 }
 
 /// A target for the source with the control account.

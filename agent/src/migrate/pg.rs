@@ -672,8 +672,7 @@ impl Replica for Pg<'_> {
             }
             "stop-unit" => {
                 let f = st.fence.clone().expect("recorded above");
-                let unit = self.s.source_unit.as_deref().expect("stop-unit");
-                super::stop_and_mask(cx, unit, &f)?;
+                common::stop_fenced(cx, &f)?;
                 let dd = st.source_datadir.clone().context(
                     "the source's data directory was not recorded at start; cannot read its \
                      shutdown checkpoint",
@@ -752,8 +751,12 @@ impl Replica for Pg<'_> {
             }
             (cx.sleep)(Duration::from_millis(20));
         }
+        Ok(())
+    }
+
+    fn after_promotion(&self, cx: &mut Ctx, st: &State) -> Result<()> {
         // The connection settings (and the passfile's name) are for a standby only.
-        s.run_all(&[
+        self.local(cx.host, cx.exec, &st.instance)?.run_all(&[
             "ALTER SYSTEM RESET primary_conninfo",
             "ALTER SYSTEM RESET primary_slot_name",
             "SELECT pg_reload_conf()",

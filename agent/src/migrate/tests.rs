@@ -142,6 +142,7 @@ impl Exec for Fake {
                 Ok(out(if self.unit(u).0 { 0 } else { 3 }, ""))
             }
             ("systemctl", ["show", "-P", "TriggeredBy", _]) => Ok(out(0, "\n")),
+            ("systemctl", ["daemon-reload"]) => Ok(out(0, "")),
             ("systemctl", ["is-enabled", _]) => Ok(out(0, "enabled\n")),
             ("systemctl", ["mask", units @ ..]) | ("systemctl", ["unmask", units @ ..]) => {
                 for u in units {
@@ -759,6 +760,21 @@ fn stop_fence_masks_the_source_and_waits_for_its_shutdown_checkpoint() {
     assert_eq!(st.source_datadir.as_deref(), Some(Path::new(SRC_DATADIR)));
     with_cx(&f, |cx| cutover(cx, &s, &mut st, &mut |_| Ok(()))).unwrap();
     assert_eq!(f.unit("oldpg.service"), (false, true), "stopped and masked");
+    let dropin = f
+        .host
+        .path("/etc/systemd/system/oldpg.service.d/zz-dbhost-fence.conf");
+    assert!(
+        fs::read_to_string(dropin)
+            .unwrap()
+            .contains("ConditionPathExists=/nonexistent"),
+        "the stop survives a reboot"
+    );
+    // the mask (a daemon-reload) came after the promotion, outside the downtime window
+    let w = f.w.lock().unwrap();
+    let at = |p: &str| w.log.iter().position(|l| l.contains(p)).unwrap();
+    assert!(at("systemctl stop oldpg.service") < at("pg_promote"));
+    assert!(at("pg_promote") < at("systemctl mask oldpg.service"));
+    drop(w);
     assert!(st
         .fence
         .as_ref()
@@ -829,7 +845,7 @@ fn abort_before_the_promotion_puts_everything_back() {
     let e = with_cx(&f, |cx| cutover(cx, &s, &mut st, &mut |_| Ok(()))).unwrap_err();
     assert!(e.to_string().contains("lifting the fence failed"), "{e:#}");
     assert!(st.fence.is_some());
-    assert_eq!(f.unit("oldpg.service"), (false, true));
+    assert!(!f.unit("oldpg.service").0, "the source stays stopped");
     assert!(f.w.lock().unwrap().in_recovery, "not promoted");
     let done = with_cx(&f, |cx| abort(cx, &s, &mut st, &mut |_| Ok(()))).unwrap();
     assert_eq!(st.phase, Phase::Aborted);
