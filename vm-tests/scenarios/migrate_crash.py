@@ -7,9 +7,10 @@ on the array as the new one, fence = stop). The faults come from dbhost's test-o
 (DBHOST_FAULT, agent/src/apply/fault.rs): migrate.<phase>:before|after fires around the journal
 write of each cutover phase, so each run of cutover advances one step and dies. 3 boots:
   1. setup, apply, migrate start, writer; cutover killed before and after `fencing`, after
-     `fenced` (the source stopped and masked: nobody writable, the copy still a standby); power
-     cut right after `promoting` is journaled (before the promotion itself).
-  2. at boot the old server stays down (masked) and the copy comes up still a standby; cutover
+     `fenced` (the source stopped, its fence drop-in written: nobody writable, the copy still a
+     standby); power cut right after `promoting` is journaled (before the promotion itself).
+  2. at boot the old server stays down (its fence drop-in) and the copy comes up still a
+     standby; cutover
      killed after `promoted` (the new server writable, the source fenced: exactly one); power
      cut before `cut-over` (after the hook).
   3. at boot the new server comes up writable, the old one stays down; cutover re-run finishes
@@ -106,7 +107,7 @@ who "killed before fencing" old
 cut_kill migrate.fencing:after
 cut_kill migrate.fenced:after
 who "killed after fenced" none-or-one
-check "the old server is stopped and masked" sh -c '! systemctl is-active pg-old.service && test "$(systemctl is-enabled pg-old.service)" = masked'
+check "the old server is stopped and fenced for the next boot" sh -c '! systemctl is-active pg-old.service && grep -q ConditionPathExists /etc/systemd/system/pg-old.service.d/zz-dbhost-fence.conf'
 cut_pause migrate.promoting:after power-1
 """
 
