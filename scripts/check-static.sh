@@ -16,6 +16,17 @@ if [ "$(id -u)" = 0 ]; then
   [ ! -e "$work/root/lib" ] && [ ! -e "$work/root/lib64" ] || { echo "check-static: the empty root is not empty" >&2; exit 1; }
   out=$(chroot "$work/root" /dbhost --version)
   echo "check-static: runs in an empty root (no libc, no loader): $out"
+  # Name resolution without libc's NSS: /etc/hosts is read by dbhost itself.
+  mkdir -p "$work/root/etc"
+  printf '10.1.2.3 old-db old-db.example\n' >"$work/root/etc/hosts"
+  got=$(chroot "$work/root" /dbhost debug resolve old-db --port 5432)
+  [ "$got" = "old-db:5432 (10.1.2.3)" ] || { echo "check-static: resolving old-db gave '$got'" >&2; exit 1; }
+  if chroot "$work/root" /dbhost debug resolve nowhere.invalid >"$work/resolve.out" 2>&1; then
+    echo "check-static: resolving a name without DNS succeeded: $(cat "$work/resolve.out")" >&2; exit 1
+  fi
+  grep -q "resolv.conf" "$work/resolve.out" || { echo "check-static: unclear resolve error: $(cat "$work/resolve.out")" >&2; exit 1; }
+  rm -rf "$work/root/etc"
+  echo "check-static: resolves names from /etc/hosts without NSS"
 else
   echo "check-static: not root, skipping the empty-root (chroot) run"
 fi

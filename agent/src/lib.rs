@@ -22,6 +22,7 @@ pub mod fs;
 pub mod generalize;
 pub mod host;
 pub mod md;
+pub mod migrate;
 pub mod plan;
 pub mod profile;
 pub mod tune;

@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """dbwriter: a steady INSERT/commit load on MariaDB that records every acknowledged row.
 
-Usage: dbwriter OUT RATE [FIRST_ID [SOCKET]]
+Usage: dbwriter OUT RATE [FIRST_ID [SOCKET | @ENDPOINT_FILE]]
 
 Speaks the MySQL client protocol over the local socket itself (the guest image has python3 but
-no MySQL module): one persistent connection as root (unix_socket authentication), autocommit on,
+no MySQL module): one persistent connection as root (unix_socket authentication; $DBW_USER: an
+account without a password instead), autocommit on,
 one `INSERT INTO bench.w` every 1/RATE seconds with a fresh id per attempt. An OK packet means
 the row is committed (acknowledged): "id unix_time" goes to OUT (flushed every 0.5 s and at
 exit). On any failure (server stopping, socket gone) it reconnects every 10 ms and goes on with
 the next id, so the longest gap between consecutive acknowledgements is the unavailability a
-client saw. SIGTERM: flush and exit 0. Standard library only.
+client saw. @ENDPOINT_FILE: the socket path is read from that file at every (re)connect, so a
+cutover hook that rewrites it moves the client, as a DNS change would. A server that refuses
+the write (read-only) counts as down. SIGTERM: flush and exit 0. Standard library only.
 """
 
 import hashlib
@@ -102,7 +105,8 @@ class Conn:
         caps = CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | \
             CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
         resp = struct.pack("<IIB", caps, 1 << 24, 33) + b"\0" * 23
-        resp += b"root\0" + b"\0"  # empty auth response (root: unix_socket)
+        # empty auth response: root by unix_socket, or an account without a password
+        resp += os.environ.get("DBW_USER", "root").encode() + b"\0" + b"\0"
         resp += b"mysql_native_password\0"
         self.send_packet(resp)
         while True:
@@ -150,14 +154,18 @@ def main():
         nxt = max(nxt + period, time.monotonic() - period)
         try:
             if c is None:
-                c = Conn(path)
+                target = path
+                if path.startswith("@"):
+                    with open(path[1:]) as f:
+                        target = f.read().strip()
+                c = Conn(target)
             i += 1
             c.query(f"INSERT INTO bench.w (id, t, pad) VALUES ({i}, {time.time():.6f}, '{pad}')")
             out.write(f"{i} {time.time():.6f}\n")
             if down_since is not None:
                 log.write(f"{time.time():.6f} up after {time.monotonic() - down_since:.3f} s\n")
                 down_since = None
-        except Gone as e:
+        except (Gone, OSError) as e:
             if down_since is None:
                 down_since = time.monotonic()
                 log.write(f"{time.time():.6f} down: id {i}: {e}\n")

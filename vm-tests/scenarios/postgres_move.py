@@ -13,8 +13,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _mariadb import OUT, files_job, summary  # noqa: E402
-from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, read_text  # noqa: E402
+from _mariadb import OUT, events, files_job, summary  # noqa: E402
+from _migrate import PGWRITER, max_gap, no_acked_row_lost  # noqa: E402
+from harness import Boot, Disk, Scenario, dbhost_runcmd, expect, log, read_text  # noqa: E402
 
 PROFILE_NAME = "postgres-move.toml"
 PROFILE = f"/usr/local/share/dbhost/profiles/{PROFILE_NAME}"
@@ -63,7 +64,7 @@ enabled = true
 PGSUM = r"""#!/bin/bash
 set -euo pipefail
 q() { runuser -u postgres -- psql -X -q -A -t -v ON_ERROR_STOP=1 -d shop -c "$1"; }
-tables=$(q "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+tables=$(q "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'w' ORDER BY tablename")
 [ -n "$tables" ] || { echo "pgsum: no tables" >&2; exit 1; }
 for t in $tables; do
   echo "$t $(q "SELECT count(*) || ' ' || coalesce(md5(string_agg(md5(x::text), '' ORDER BY id)), '-') FROM $t x")"
@@ -109,6 +110,16 @@ def check_first(run, out):
     expect(before == after, f"table hashes differ after apply:\n--- before\n{before}\n--- after\n{after}")
     t = read_text(out / "timing.txt")
     run.timings["guest"] = dict(line.split("=", 1) for line in t.split())
+    acks = no_acked_row_lost(run, [out / "acked.txt"], out / "present.txt", "postgres-move")
+    ph = dict(line.split() for line in read_text(out / "phases.txt").splitlines())
+    gap, _ = max_gap(sorted(acks.values()), float(ph["apply-start"]), float(ph["apply-end"]))
+    fin = {e["step"]: e for e in events(out / "apply1.out") if e.get("event") == "finished"}
+    for st in ("db.clone", "db.follow", "db.catch-up"):
+        expect(st in fin, f"apply1: {st} did not run (the replica method): {sorted(fin)}")
+    window = sum(fin[s]["seconds"] for s in ("db.stop", "db.catch-up", "db.switch-config", "db.keep-old", "db.start") if s in fin)
+    log(f"    postgres-move: relocated through a replica under load: longest gap between acknowledged "
+        f"commits {gap:.2f} s; dbhost's stop..start steps {window:.2f} s")
+    run.timings["figures"] = {"gap_s": round(gap, 2), "window_s": round(window, 2), "acked": len(acks)}
 
 
 def check_reboot(run, out):
@@ -123,19 +134,36 @@ def check_reboot(run, out):
 PSQL = "runuser -u postgres -- psql -X -A -t -q"
 
 
+
 def tools_job() -> str:
-    """Bash for a job: install pgsum and pgload."""
+    """Bash for a job: install pgsum, pgload and pgwriter."""
     return files_job([{"path": "/usr/local/bin/pgsum", "permissions": "0755", "content": PGSUM},
-                      {"path": "/usr/local/bin/pgload", "permissions": "0755", "content": PGLOAD}])
+                      {"path": "/usr/local/bin/pgload", "permissions": "0755", "content": PGLOAD},
+                      {"path": "/usr/local/bin/pgwriter", "permissions": "0755", "content": PGWRITER}])
 
 
+# The relocation runs under a write load (pgwriter: 20 commits/s over the local socket, every
+# acknowledged id recorded): PostgreSQL moves through a streaming replica, so the writer sees
+# one restart, and no acknowledged row may be lost.
 def setup_job(ver: str, profile: str = PROFILE) -> str:
-    """Bash: start cluster VER/main, load it, hash it (sum-before.txt), apply PROFILE (apply1.*)."""
+    """Bash: start cluster VER/main, load it, hash it (sum-before.txt), apply PROFILE (apply1.*)
+    under a writer (acked.txt, present.txt, phases.txt)."""
     return tools_job() + f"""
+sed -i '1i local shop postgres trust' /etc/postgresql/{ver}/main/pg_hba.conf
 systemctl start postgresql@{ver}-main
 t0=$(date +%s); /usr/local/bin/pgload {ROWS} {DOCS} >{OUT}/load.log 2>&1; echo $(( $(date +%s) - t0 )) >{OUT}/load.s
+runuser -u postgres -- psql -X -q -d shop -c "CREATE TABLE w (id bigint PRIMARY KEY, t double precision, pad text)"
 /usr/local/bin/pgsum >{OUT}/sum-before.txt 2>&1
+echo /var/run/postgresql/.s.PGSQL.5432 >/run/db-endpoint
+PGUSER=postgres /usr/local/bin/pgwriter {OUT}/acked.txt 20 /run/db-endpoint 1 shop &
+wp=$!
+sleep 2
+echo "apply-start $(date +%s.%N)" >{OUT}/phases.txt
 t0=$(date +%s); {dbhost_runcmd(f'apply --profile {profile} --yes --output json', 'apply1')}; echo $(( $(date +%s) - t0 )) >{OUT}/apply1.s
+echo "apply-end $(date +%s.%N)" >>{OUT}/phases.txt
+sleep 3
+kill -TERM $wp; wait $wp
+runuser -u postgres -- psql -X -q -A -t -d shop -c "SELECT id FROM w ORDER BY id" >{OUT}/present.txt
 """
 
 
@@ -157,6 +185,9 @@ check "old datadir kept, renamed" sh -c 'test -f /var/lib/postgresql/{ver}/main.
 check "the TOAST table holds the docs" test "$({PSQL} -d shop -c "SELECT pg_relation_size(reltoastrelid) > 4 * 1024 * {DOCS} FROM pg_class WHERE relname = 'docs'")" = t
 /usr/local/bin/pgsum >"$VMTEST_OUT/sum-after.txt" 2>&1
 check "table hashes identical after apply" cmp "$VMTEST_OUT/sum-before.txt" "$VMTEST_OUT/sum-after.txt"
+check "the replica unit is gone" sh -c '! systemctl is-active dbhost-replica.service'
+check "no standby settings left" sh -c '! test -e /datadrive/postgresql/standby.signal && ! grep -q primary_conninfo /datadrive/postgresql/postgresql.auto.conf'
+check "the new server is a primary" test "$({PSQL} -c 'SELECT pg_is_in_recovery()')" = f
 check "orders row count" test "$({PSQL} -d shop -c 'SELECT count(*) FROM orders')" = {ROWS}
 check "docs row count" test "$({PSQL} -d shop -c 'SELECT count(*) FROM docs')" = {DOCS}
 check "index scan works" test "$({PSQL} -d shop -c "SET enable_seqscan = off; SELECT id FROM orders WHERE item = 'item-{ROWS}'")" = {ROWS}

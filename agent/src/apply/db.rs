@@ -29,6 +29,7 @@ struct Shared {
 
 struct Ctxd {
     engine: Engine,
+    method: crate::profile::MoveMethod,
     target: PathBuf,
     /// The data filesystem's mount point: until it is mounted (earlier steps still to do),
     /// the relocation can only be "to do" (its checks need the mounted target).
@@ -87,10 +88,36 @@ impl Ctxd {
         st.adopt = dbe::looks_like_datadir(self.engine, &cx.host.path(&self.target))
             && cx.host.path(complete_marker(&self.target)).exists()
             && !cx.host.path(&st.manifest).exists();
+        (st.method, st.method_reason) = if self.method == crate::profile::MoveMethod::Copy {
+            (
+                relocate::Method::Copy,
+                "the two-pass copy (database.method = \"copy\")".into(),
+            )
+        } else {
+            choose_method(cx, &st.instance)
+        };
         cx.journal
             .set_data(JOURNAL_KEY, serde_json::to_value(&st)?)?;
         sh.state = Some(st);
         Ok(())
+    }
+}
+
+/// A running PostgreSQL, or MariaDB with its binary log on, moves through a replica (the outage
+/// is then a restart, not a copy); everything else by the two-pass copy.
+fn choose_method(cx: &ApplyCx<'_>, inst: &dbe::Instance) -> (relocate::Method, String) {
+    match inst.engine {
+        Engine::Postgresql => match crate::db::replica::usable(cx.host, cx.exec, inst) {
+            Ok(()) => (
+                relocate::Method::Replica,
+                "a streaming replica of the running server: the downtime is the switch".into(),
+            ),
+            Err(why) => (relocate::Method::Copy, format!("the two-pass copy ({why})")),
+        },
+        _ => (
+            relocate::Method::Copy,
+            "the two-pass copy (MariaDB/MySQL move by file copy)".into(),
+        ),
     }
 }
 
@@ -115,9 +142,20 @@ impl Step for RelocStep {
         let t = self.d.target.display();
         match self.step {
             relocate::Step::Preflight => format!("check room and paths for the datadir at {t}"),
-            relocate::Step::Pass1 => {
-                format!("copy the datadir to {t} while the database runs (hashing as it goes)")
+            relocate::Step::Clone => format!(
+                "replica method: copy the running server into {t} (pg_basebackup / mariabackup)"
+            ),
+            relocate::Step::Follow => format!(
+                "replica method: run the copy as a replica ({}) until the stop",
+                crate::db::replica::UNIT
+            ),
+            relocate::Step::CatchUp => {
+                "replica method: the replica applies the server's last change, then stops".into()
             }
+            relocate::Step::Pass1 => format!(
+                "copy method: copy the datadir to {t} while the database runs (hashing as it \
+                 goes; again while what changed shrinks)"
+            ),
             relocate::Step::VerifyPass1 => {
                 "re-read and verify the copied files while the database runs".into()
             }
@@ -237,6 +275,7 @@ pub fn steps(db: &DatabasePlan, mount: &str, _finalize: bool) -> Result<Vec<Box<
     };
     let d = Rc::new(Ctxd {
         engine,
+        method: db.method,
         target: PathBuf::from(&db.target),
         mount_point: mount.to_string(),
         shared: Rc::new(RefCell::new(Shared::default())),
@@ -384,6 +423,7 @@ mod tests {
         );
         put("/etc/mysql/my.cnf", "[mysqld]\ndatadir=/datadrive/mysql\n");
         let plan = DatabasePlan {
+            method: Default::default(),
             engine: crate::profile::Engine::Mariadb,
             datadir_subdir: "mysql".into(),
             target: "/datadrive/mysql".into(),
@@ -513,6 +553,7 @@ mod tests {
         };
         let d = Rc::new(Ctxd {
             engine: Engine::Postgresql,
+            method: Default::default(),
             target: PathBuf::from("/datadrive/postgresql"),
             mount_point: "/datadrive".into(),
             shared: Rc::new(RefCell::new(Shared::default())),

@@ -18,7 +18,9 @@
 //! A hold waits at most `DBHOST_FAULT_HOLD_SECS` (default 900) seconds; then dbhost exits with
 //! code 124 saying so, rather than going on in a world the test did not finish preparing.
 //!
-//! Step ids are the journal's (`db.room`, `md.array`, `fs.mkfs`, `db.pass1`, `tune`, ...); a
+//! Step ids are the journal's (`db.room`, `md.array`, `fs.mkfs`, `db.pass1`, `tune`, ...), and
+//! for `dbhost migrate` its phases (`migrate.fencing`, `migrate.promoting`, ...: before and after
+//! the phase is journaled); a
 //! `before`/`after` point fires whatever the step's observation was, so a series of runs with
 //! `kill@S:after` for each step S in order walks the whole plan one step per run. `n` counts the
 //! files (re)written by the current run of the pass (skipped up-to-date files do not count).

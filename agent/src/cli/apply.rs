@@ -50,7 +50,7 @@ pub struct RollbackArgs {
     pub yes: bool,
 }
 
-fn confirm(question: &str) -> Result<bool> {
+pub(crate) fn confirm(question: &str) -> Result<bool> {
     crate::err!("{question} [y/N] ");
     std::io::stderr().flush()?;
     let mut line = String::new();
@@ -60,7 +60,7 @@ fn confirm(question: &str) -> Result<bool> {
 
 /// Take dbhost's run lock (two applies at once — cloud-init and a first-boot unit — must not
 /// interleave). Held until the process exits.
-fn take_lock(ctx: &Ctx) -> Result<nix::fcntl::Flock<std::fs::File>> {
+pub(crate) fn take_lock(ctx: &Ctx) -> Result<nix::fcntl::Flock<std::fs::File>> {
     use nix::fcntl::{Flock, FlockArg};
     let dir = ctx.host.run("");
     std::fs::create_dir_all(&dir).ok();
@@ -381,13 +381,7 @@ pub fn run_status(ctx: &Ctx, _a: StatusArgs) -> Result<i32> {
     let reloc = last.as_ref().and_then(apply::db::recorded_state);
     let db = reloc.as_ref().map(|st| {
         let active = crate::db::engine::is_active(&RealExec, &st.instance.unit);
-        let healthy = active
-            && crate::host::Exec::output(
-                &RealExec,
-                &crate::db::engine::health_command(&ctx.host, &st.instance),
-            )
-            .map(|o| o.status == 0)
-            .unwrap_or(false);
+        let healthy = active && crate::db::engine::answers(&ctx.host, &RealExec, &st.instance);
         serde_json::json!({
             "engine": st.engine().name(), "unit": st.instance.unit,
             "datadir": st.new_datadir, "previous_datadir": st.old_datadir,

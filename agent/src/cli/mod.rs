@@ -8,6 +8,7 @@ pub mod detect;
 pub mod gen_docs;
 pub mod generalize;
 pub mod md;
+pub mod migrate;
 pub mod output;
 pub mod plan;
 pub mod profile;
@@ -65,6 +66,10 @@ pub enum Command {
     Tune(tune::TuneArgs),
     /// Benchmark a device or directory (O_DIRECT sequential and random I/O).
     Bench(bench::BenchArgs),
+    /// Import a live database from its old host with the database's own replication
+    /// (plan, start, status, cutover, abort, finalize).
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCmd),
     /// Prepare this VM for image capture (or check an image for leftovers).
     Generalize(generalize::GeneralizeArgs),
     /// Developer and support tools.
@@ -78,12 +83,13 @@ impl Command {
     /// the others stop quietly at a closed pipe.
     pub fn changes_system(&self) -> bool {
         match self {
-            Command::Detect(_)
-            | Command::Plan(_)
-            | Command::Profile(_)
-            | Command::Status(_)
-            | Command::Debug(_) => false,
+            Command::Detect(_) | Command::Plan(_) | Command::Profile(_) | Command::Status(_) => {
+                false
+            }
+            // A statement may change what it likes.
+            Command::Debug(c) => matches!(c, debug::DebugCmd::Sql(_)),
             Command::Md(c) => !matches!(c, md::MdCmd::Examine { .. }),
+            Command::Migrate(c) => c.changes_system(),
             Command::Apply(a) => !a.dry_run,
             Command::Tune(a) => a.apply,
             Command::Generalize(a) => !(a.check || a.dry_run),
@@ -170,6 +176,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Rollback(a) => apply::run_rollback(&ctx, a),
         Command::Tune(a) => tune::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
+        Command::Migrate(c) => migrate::run(&ctx, c),
         Command::Generalize(a) => generalize::run(&ctx, a),
         Command::Debug(c) => debug::run(&ctx, c),
     };

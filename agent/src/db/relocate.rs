@@ -1,9 +1,16 @@
 //! Datadir relocation as a sequence of idempotent, observable steps (GENERALIZE-DATADIR-TUNING.md
-//! B9–B11):
+//! B9–B11), by one of two methods ([`Method`]):
 //!
-//! preflight (room, target sanity) → pass 1 (DB running) → verify pass 1 (DB running) → stop →
-//! pass 2 (delta) → verify delta → switch configuration (drop-ins) → keep the old datadir
-//! (renamed `<old>.dbhost-old-<stamp>`, never deleted) → start → health check.
+//! * replica (PostgreSQL): preflight → clone (pg_basebackup of the running server) → follow (the
+//!   copy streams as a replica under dbhost's unit, [`super::replica`]) → stop → catch-up (the
+//!   replica applies the shutdown checkpoint and stops) → switch → keep old → start → health:
+//!   the downtime does not grow with the data;
+//! * copy (the fallback: MariaDB/MySQL, a stopped server): preflight (room, target sanity) →
+//!   pass 1 (DB running, repeated while what changed shrinks) → verify pass 1 (DB running) →
+//!   stop → pass 2 (delta) → verify delta → switch configuration (drop-ins) → keep the old
+//!   datadir (renamed `<old>.dbhost-old-<stamp>`, never deleted) → start → health check.
+//!
+//! The steps of the other method observe "done".
 //!
 //! Each step observes the system first (`Done` / `Todo` / `Conflict`) and then applies
 //! (`Changed` / `Unchanged`), so re-running after a crash at any point converges: once the
@@ -26,9 +33,12 @@ use std::time::Duration;
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     Preflight,
+    Clone,
+    Follow,
     Pass1,
     VerifyPass1,
     Stop,
+    CatchUp,
     Pass2,
     VerifyDelta,
     SwitchConfig,
@@ -37,11 +47,14 @@ pub enum Step {
     Health,
 }
 
-pub const STEPS: [Step; 10] = [
+pub const STEPS: [Step; 13] = [
     Step::Preflight,
+    Step::Clone,
+    Step::Follow,
     Step::Pass1,
     Step::VerifyPass1,
     Step::Stop,
+    Step::CatchUp,
     Step::Pass2,
     Step::VerifyDelta,
     Step::SwitchConfig,
@@ -54,6 +67,9 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::Preflight => "preflight",
+            Step::Clone => "clone",
+            Step::Follow => "follow",
+            Step::CatchUp => "catch-up",
             Step::Pass1 => "pass1",
             Step::VerifyPass1 => "verify-pass1",
             Step::Stop => "stop",
@@ -69,7 +85,12 @@ impl Step {
     pub fn in_downtime(self) -> bool {
         matches!(
             self,
-            Step::Stop | Step::Pass2 | Step::VerifyDelta | Step::SwitchConfig | Step::KeepOld
+            Step::Stop
+                | Step::CatchUp
+                | Step::Pass2
+                | Step::VerifyDelta
+                | Step::SwitchConfig
+                | Step::KeepOld
         )
     }
 }
@@ -126,6 +147,17 @@ fn write_switched(p: &Path, content: &str, mode: u32) -> Result<bool> {
     }
 }
 
+/// How the data gets to the new datadir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Two-pass file copy (hot pass, then the delta with the server stopped).
+    #[default]
+    Copy,
+    /// A streaming replica of the running server (PostgreSQL).
+    Replica,
+}
+
 /// What the journal persists for one relocation. Paths are in-host absolute paths.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelocateState {
@@ -155,6 +187,28 @@ pub struct RelocateState {
     /// `mariadb.socket`) which the stop step stopped too; the start step starts them again.
     #[serde(default)]
     pub stopped_sockets: Vec<String>,
+    #[serde(default)]
+    pub method: Method,
+    /// Why this method (shown in the plan).
+    #[serde(default)]
+    pub method_reason: String,
+    /// The replica's clone started: the files in the new datadir are dbhost's.
+    #[serde(default)]
+    pub clone_started: bool,
+    #[serde(default)]
+    pub cloned: bool,
+    /// MariaDB replica: the backup's GTID, the replica's server_id and replication password,
+    /// the server's last GTID before its stop, and whether the replica was closed after it.
+    #[serde(default)]
+    pub replica_gtid: Option<String>,
+    #[serde(default)]
+    pub replica_server_id: Option<u32>,
+    #[serde(default)]
+    pub replica_password: Option<String>,
+    #[serde(default)]
+    pub replica_final_gtid: Option<String>,
+    #[serde(default)]
+    pub caught_up: bool,
 }
 
 impl RelocateState {
@@ -176,6 +230,15 @@ impl RelocateState {
             adopt: false,
             placeholders: Vec::new(),
             stopped_sockets: Vec::new(),
+            method: Method::Copy,
+            method_reason: String::new(),
+            clone_started: false,
+            cloned: false,
+            replica_gtid: None,
+            replica_server_id: None,
+            replica_password: None,
+            replica_final_gtid: None,
+            caught_up: false,
         }
     }
     pub fn engine(&self) -> Engine {
@@ -300,7 +363,11 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
                         st.engine().name()
                     ))
                 }
-            } else if new.exists() && !is_empty_dir(&new) && !cx.host.path(&st.manifest).exists() {
+            } else if new.exists()
+                && !is_empty_dir(&new)
+                && !cx.host.path(&st.manifest).exists()
+                && !st.clone_started
+            {
                 Observed::Conflict(format!(
                     "{} already holds data that dbhost did not copy; refusing to overwrite it \
                      (move it away, or point the profile at another directory)",
@@ -314,6 +381,40 @@ pub fn observe(cx: &Ctx, st: &RelocateState, step: Step) -> Result<Observed> {
             if switched || st.adopt =>
         {
             copy_done()
+        }
+        Step::Pass1 | Step::VerifyPass1 | Step::Pass2 | Step::VerifyDelta
+            if st.method == Method::Replica =>
+        {
+            Observed::Done
+        }
+        Step::Clone | Step::Follow | Step::CatchUp
+            if switched || st.adopt || st.method == Method::Copy =>
+        {
+            Observed::Done
+        }
+        Step::Clone => {
+            if st.cloned && engine::looks_like_datadir(st.engine(), &new) {
+                Observed::Done
+            } else {
+                Observed::Todo(format!(
+                    "copy the running server into {}",
+                    st.new_datadir.display()
+                ))
+            }
+        }
+        Step::Follow => {
+            if super::replica::done(cx.host, st) || engine::is_stopped(cx.exec, &st.instance.unit) {
+                Observed::Done
+            } else {
+                Observed::Todo(format!("stream into the copy ({})", super::replica::UNIT))
+            }
+        }
+        Step::CatchUp => {
+            if super::replica::done(cx.host, st) {
+                Observed::Done
+            } else {
+                Observed::Todo("the replica applies the last change, then stops".into())
+            }
         }
         Step::Pass1 => Observed::Todo(format!(
             "copy {} to {} while the database runs",
@@ -521,6 +622,14 @@ pub fn apply_detailed(
 ) -> Result<(Outcome, String)> {
     let old = cx.host.path(&st.old_datadir);
     let new = cx.host.path(&st.new_datadir);
+    let replica_only = matches!(step, Step::Clone | Step::Follow | Step::CatchUp);
+    let copy_only = matches!(
+        step,
+        Step::Pass1 | Step::VerifyPass1 | Step::Pass2 | Step::VerifyDelta
+    );
+    if (replica_only && st.method != Method::Replica) || (copy_only && st.method != Method::Copy) {
+        return Ok((Outcome::Unchanged, String::new()));
+    }
     match step {
         Step::Preflight => {
             if let Observed::Conflict(c) = observe(cx, st, step)? {
@@ -537,6 +646,29 @@ pub fn apply_detailed(
             }
             Ok((Outcome::Unchanged, String::new()))
         }
+        Step::Clone => {
+            if !st.clone_started {
+                st.clone_started = true;
+                (cx.save)(st)?;
+            }
+            let d = super::replica::clone(cx.host, cx.exec, st)?;
+            st.cloned = true;
+            (cx.save)(st)?;
+            Ok((Outcome::Changed, d))
+        }
+        Step::Follow => {
+            super::replica::follow(cx.host, cx.exec, st, &cx.wait)?;
+            Ok((
+                Outcome::Changed,
+                format!("{} streams from {}", super::replica::UNIT, st.instance.unit),
+            ))
+        }
+        Step::CatchUp => {
+            let d =
+                super::replica::catch_up(cx.host, cx.exec, st, &cx.wait, Duration::from_secs(300))?;
+            (cx.save)(st)?;
+            Ok((outcome(!d.is_empty()), d))
+        }
         Step::Pass1 => {
             let mut man = load_manifest(cx, st);
             let mp = cx.host.path(&st.manifest);
@@ -549,7 +681,32 @@ pub fn apply_detailed(
             let rep = copy::pass1(&old, &new, &mut man, &cx.copy, cx.progress, &mut |m| {
                 m.save(&mp)
             })?;
-            Ok((outcome(rep.changed()), pass_detail(&rep)))
+            let mut detail = pass_detail(&rep);
+            // While the server writes, files change behind the pass. Live passes again, each
+            // copying only what changed since the one before, as long as that shrinks: what is
+            // left for pass 2 (inside the downtime) is then one pass's worth of changes.
+            let (mut prev, mut more) = (rep.copied_bytes, Vec::new());
+            while more.len() < MAX_LIVE_PASSES && prev > LIVE_PASS_FLOOR {
+                let r = copy::pass1(&old, &new, &mut man, &cx.copy, cx.progress, &mut |m| {
+                    m.save(&mp)
+                })?;
+                more.push(r.copied_bytes);
+                if r.copied_bytes * 2 > prev {
+                    break;
+                }
+                prev = r.copied_bytes;
+            }
+            if !more.is_empty() {
+                detail.push_str(&format!(
+                    "; {} more live pass(es) copied {} bytes",
+                    more.len(),
+                    more.iter()
+                        .map(|b| b.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            Ok((outcome(rep.changed()), detail))
         }
         Step::VerifyPass1 => {
             let mut man = load_manifest(cx, st);
@@ -594,10 +751,17 @@ pub fn apply_detailed(
             } else {
                 String::new()
             };
+            let fenced = if st.method == Method::Replica {
+                let (host, exec, wait) = (cx.host, cx.exec, cx.wait.clone());
+                super::replica::before_stop(host, exec, st, &wait, cx.save)?
+            } else {
+                String::new()
+            };
             let stopped = engine::stop(cx.exec, &st.instance.unit, &cx.wait)?;
             let detail = [
                 staged.then(|| "unit drop-in staged and reloaded before the stop".to_string()),
                 (!flushed.is_empty()).then_some(flushed),
+                (!fenced.is_empty()).then_some(fenced),
             ]
             .into_iter()
             .flatten()
@@ -708,6 +872,11 @@ pub fn apply_detailed(
     }
 }
 
+/// At most this many live passes after the first.
+const MAX_LIVE_PASSES: usize = 4;
+/// A live pass that copied less than this leaves too little to be worth another.
+const LIVE_PASS_FLOOR: u64 = 8 << 20;
+
 /// One step's result for reports and JSON events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepReport {
@@ -750,6 +919,13 @@ pub fn run(
 /// on the new datadir are NOT copied back; the new datadir is left in place.
 pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome)>> {
     let mut out = Vec::new();
+    if st.method == Method::Replica {
+        // The replica must not run on (or keep streaming into) the datadir left behind.
+        out.push((
+            "stop-replica".to_string(),
+            outcome(super::replica::stop(cx.exec, &cx.wait)?),
+        ));
+    }
     let old = cx.host.path(&st.old_datadir);
     let kept = cx.host.path(&st.kept_old);
     let needs_restore = st
@@ -838,6 +1014,10 @@ pub fn rollback(cx: &mut Ctx, st: &RelocateState) -> Result<Vec<(String, Outcome
             Some(&st.old_datadir),
             &cx.wait,
         )?;
+        if st.method == Method::Replica {
+            // Its slot would keep WAL on the server for ever.
+            super::replica::after_rollback(cx.host, cx.exec, st)?;
+        }
         s
     } else {
         false

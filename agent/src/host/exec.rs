@@ -1,5 +1,7 @@
-//! External programs (mkfs, systemctl, database clients) behind a trait, so plans and steps can
-//! be tested with a fake that records calls. Every error names the full command line.
+//! Other processes behind one trait: the external programs dbhost runs (mkfs, systemctl,
+//! pg_basebackup, ...) and the database servers it talks to over their protocols
+//! ([`Exec::db`]), so plans and steps are tested with fakes that record calls. Every error names
+//! the full command line (or the server and statement).
 
 use anyhow::{bail, Context, Result};
 use std::process::Command;
@@ -12,6 +14,9 @@ pub struct CommandSpec {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub stdin: Option<Vec<u8>>,
+    /// Kill the program (SIGKILL) when it runs longer; the output then has status -1 and the
+    /// stderr says so.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl CommandSpec {
@@ -21,7 +26,12 @@ impl CommandSpec {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            timeout: None,
         }
+    }
+    pub fn timeout(mut self, t: std::time::Duration) -> Self {
+        self.timeout = Some(t);
+        self
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
@@ -69,6 +79,9 @@ pub trait Exec: Send + Sync {
     /// Run and return the output whatever the exit status.
     fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput>;
 
+    /// The database client: sessions with servers over their own protocols.
+    fn db(&self) -> &dyn crate::db::client::Client;
+
     /// Run and fail (naming the command and its stderr) unless it exits 0.
     fn run(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
         let out = self.output(cmd)?;
@@ -89,6 +102,9 @@ pub trait Exec: Send + Sync {
 pub struct RealExec;
 
 impl Exec for RealExec {
+    fn db(&self) -> &dyn crate::db::client::Client {
+        &crate::db::client::REAL
+    }
     fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
         use std::io::Write;
         use std::process::Stdio;
@@ -103,6 +119,11 @@ impl Exec for RealExec {
             Stdio::null()
         });
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if cmd.timeout.is_some() {
+            // Its own process group: at the timeout the whole group goes (a shell's children
+            // too, which would otherwise keep the output pipes open).
+            std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        }
         let mut child = c
             .spawn()
             .with_context(|| format!("starting `{}`", cmd.display()))?;
@@ -112,15 +133,64 @@ impl Exec for RealExec {
                     .with_context(|| format!("writing stdin of `{}`", cmd.display()))?;
             }
         }
-        let out = child
-            .wait_with_output()
-            .with_context(|| format!("waiting for `{}`", cmd.display()))?;
+        let Some(limit) = cmd.timeout else {
+            let out = child
+                .wait_with_output()
+                .with_context(|| format!("waiting for `{}`", cmd.display()))?;
+            return Ok(ExecOutput {
+                status: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        };
+        // Readers on threads, so a chatty program cannot block on a full pipe while we wait.
+        let read = |r: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut v);
+                }
+                v
+            })
+        };
+        let so = read(child.stdout.take().map(|s| Box::new(s) as _));
+        let se = read(child.stderr.take().map(|s| Box::new(s) as _));
+        let t0 = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child
+                .try_wait()
+                .with_context(|| format!("waiting for `{}`", cmd.display()))?
+            {
+                break Some(st);
+            }
+            if t0.elapsed() >= limit {
+                let pg = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let stdout = String::from_utf8_lossy(&so.join().unwrap_or_default()).into_owned();
+        let mut stderr = String::from_utf8_lossy(&se.join().unwrap_or_default()).into_owned();
+        if status.is_none() {
+            stderr.push_str(&format!("\n(killed after {limit:?})"));
+        }
         Ok(ExecOutput {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            status: status.and_then(|s| s.code()).unwrap_or(-1),
+            stdout,
+            stderr,
         })
     }
+}
+
+/// The order of calls across every fake (programs and database statements), so a test can check
+/// that a statement ran before a service stopped.
+static FAKE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The next number of the fakes' common sequence.
+pub fn fake_seq() -> u64 {
+    FAKE_SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Records every command; answers from a list of (program-prefix match, output) rules.
@@ -128,6 +198,9 @@ impl Exec for RealExec {
 pub struct FakeExec {
     pub calls: Mutex<Vec<CommandSpec>>,
     pub answers: Mutex<Vec<(String, ExecOutput)>>,
+    /// The fake database servers (statements answered from rules).
+    pub db: crate::db::client::FakeDb,
+    seqs: Mutex<Vec<u64>>,
 }
 
 impl FakeExec {
@@ -149,11 +222,30 @@ impl FakeExec {
             .map(CommandSpec::display)
             .collect()
     }
+    /// Every command line and every statement sent to the fake database (`"sql <target>: ..."`),
+    /// in the order they happened.
+    pub fn timeline(&self) -> Vec<String> {
+        let calls = self.calls();
+        let seqs = self.seqs.lock().expect("fake exec lock").clone();
+        let mut all: Vec<(u64, String)> = seqs.into_iter().zip(calls).collect();
+        all.extend(
+            self.db
+                .sequenced_calls()
+                .into_iter()
+                .map(|(n, c)| (n, format!("sql {c}"))),
+        );
+        all.sort();
+        all.into_iter().map(|(_, c)| c).collect()
+    }
 }
 
 impl Exec for FakeExec {
+    fn db(&self) -> &dyn crate::db::client::Client {
+        &self.db
+    }
     fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
         self.calls.lock().expect("fake exec lock").push(cmd.clone());
+        self.seqs.lock().expect("fake exec lock").push(fake_seq());
         let line = cmd.display();
         let answers = self.answers.lock().expect("fake exec lock");
         for (prefix, out) in answers.iter() {
@@ -182,6 +274,30 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("sh -c"), "{err}");
         assert!(err.to_string().contains("bad"), "{err}");
+    }
+
+    #[test]
+    fn real_exec_kills_at_the_timeout() {
+        let t0 = std::time::Instant::now();
+        let out = RealExec
+            .output(
+                &CommandSpec::new("sh")
+                    .args(["-c", "echo started; sleep 30"])
+                    .timeout(std::time::Duration::from_millis(300)),
+            )
+            .unwrap();
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(out.status, -1);
+        assert_eq!(out.stdout.trim(), "started");
+        assert!(out.stderr.contains("killed after"), "{}", out.stderr);
+        let ok = RealExec
+            .output(
+                &CommandSpec::new("sh")
+                    .args(["-c", "exit 4"])
+                    .timeout(std::time::Duration::from_secs(10)),
+            )
+            .unwrap();
+        assert_eq!(ok.status, 4);
     }
 
     #[test]

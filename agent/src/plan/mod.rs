@@ -258,6 +258,9 @@ pub struct DatabasePlan {
     pub target: String,
     pub keep_old_datadir: bool,
     pub retention: Option<String>,
+    /// `database.method`: may the move use a replica (`auto`), or only the copy.
+    #[serde(default)]
+    pub method: crate::profile::MoveMethod,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -726,6 +729,7 @@ pub fn plan_with(
         target: format!("{}/{sub}", profile.filesystem.mount_point),
         keep_old_datadir: profile.database.keep_old_datadir,
         retention: profile.database.retention.map(|r| r.to_string()),
+        method: profile.database.method,
     });
     let tuning = TuningPlan {
         enabled: profile.tuning.enabled,

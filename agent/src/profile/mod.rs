@@ -45,6 +45,9 @@ pub struct Profile {
     pub database: Database,
     #[serde(default)]
     pub tuning: Tuning,
+    /// Importing a live database from its old host (`dbhost migrate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<Migrate>,
 }
 
 /// Which platform the profile is meant for.
@@ -370,6 +373,17 @@ fn yes() -> bool {
     true
 }
 
+/// How `apply` moves the datadir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MoveMethod {
+    /// PostgreSQL (running) through a streaming replica; otherwise the two-pass copy.
+    #[default]
+    Auto,
+    /// Always the two-pass file copy.
+    Copy,
+}
+
 /// `[database]`: which engine's datadir moves onto the mount.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -385,6 +399,9 @@ pub struct Database {
     /// Remove the kept old datadir on a later `apply` once it is older than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Duration>,
+    /// How the datadir moves: `auto` (a replica where the engine allows) or `copy`.
+    #[serde(default)]
+    pub method: MoveMethod,
 }
 
 impl Default for Database {
@@ -394,6 +411,7 @@ impl Default for Database {
             datadir: None,
             keep_old_datadir: true,
             retention: None,
+            method: MoveMethod::Auto,
         }
     }
 }
@@ -436,6 +454,106 @@ impl Default for Tuning {
     }
 }
 
+/// How `dbhost migrate cutover` stops writes on the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fence {
+    /// Over SQL: the source becomes read-only (PostgreSQL: `default_transaction_read_only`,
+    /// persisted with ALTER SYSTEM; MariaDB/MySQL: `read_only`) and its client sessions end.
+    #[default]
+    ReadOnly,
+    /// The source server stops: `source-unit` on this host, or `stop-command` elsewhere.
+    Stop,
+}
+
+impl fmt::Display for Fence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Fence::ReadOnly => "read-only",
+            Fence::Stop => "stop",
+        })
+    }
+}
+
+fn default_max_lag() -> Size {
+    Size::mib(64)
+}
+fn default_catch_up_timeout() -> Duration {
+    Duration::secs(60)
+}
+fn default_hook_timeout() -> Duration {
+    Duration::secs(120)
+}
+pub const DEFAULT_SLOT: &str = "dbhost_migrate";
+fn default_slot() -> String {
+    DEFAULT_SLOT.to_string()
+}
+
+/// `[migrate]`: the old host a live database is imported from (`dbhost migrate`), how its
+/// writes are fenced at cutover, and what runs once the new primary accepts writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Migrate {
+    /// The old host: a name (resolved through /etc/hosts, then DNS) or an address.
+    pub source_host: String,
+    /// Its port; default 5432 (postgresql) or 3306 (mysql, mariadb).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_port: Option<u16>,
+    /// The account that reads the source's state and fences it (PostgreSQL: a superuser;
+    /// MariaDB/MySQL: SUPER, or READ_ONLY ADMIN + CONNECTION ADMIN + REPLICATION CLIENT).
+    /// Default `postgres` / `root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_user: Option<String>,
+    /// File holding source-user's password (its first line). Absent: no password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    /// The account the copy streams with (PostgreSQL: a REPLICATION role; MariaDB/MySQL:
+    /// REPLICATION SLAVE). Default: source-user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_user: Option<String>,
+    /// File holding replication-user's password. Default: password-file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_password_file: Option<String>,
+    #[serde(default)]
+    pub fence: Fence,
+    /// fence = "stop" with the source on this host: its systemd unit (stopped and masked, so
+    /// nothing starts it again; `migrate abort` unmasks it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_unit: Option<String>,
+    /// fence = "stop" with the source elsewhere: the command (argv) that stops it, e.g.
+    /// ["ssh", "old-db", "sudo", "systemctl", "stop", "postgresql@15-main"].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_command: Option<Vec<String>>,
+    /// Runs (argv) once the new primary accepts writes: point DNS or a load balancer at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_cutover: Option<Vec<String>>,
+    /// How long the hook may run.
+    #[serde(default = "default_hook_timeout")]
+    pub hook_timeout: Duration,
+    /// Cutover starts only while the copy is at most this far behind the source.
+    #[serde(default = "default_max_lag")]
+    pub max_lag: Size,
+    /// After the fence, how long cutover waits for the copy to apply the source's last change;
+    /// then it lifts the fence again and switches nothing.
+    #[serde(default = "default_catch_up_timeout")]
+    pub catch_up_timeout: Duration,
+    /// PostgreSQL: the replication slot on the source that keeps its WAL for the copy.
+    #[serde(default = "default_slot")]
+    pub slot: String,
+    /// MariaDB/MySQL: the new server's server_id (must differ from the source's). Default:
+    /// derived from this host's machine-id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<u32>,
+    /// MariaDB/MySQL: how to run a command on the source host (argv prefix, e.g. ["ssh",
+    /// "old-db"]) for the physical copy (mariabackup reads the source's files). Absent: the
+    /// source runs on this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_shell: Option<Vec<String>>,
+    /// MariaDB/MySQL: the source server's option file for mariabackup there (datadir, socket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_defaults_file: Option<String>,
+}
+
 impl Profile {
     /// Every key set (every `Option` is `Some`, every list non-empty). Used by the test that
     /// checks `profiles/README.md` documents every key; not necessarily a *valid* profile.
@@ -472,6 +590,7 @@ impl Profile {
                 datadir: Some("mysql".into()),
                 keep_old_datadir: true,
                 retention: Some(Duration::secs(7 * 86400)),
+                method: MoveMethod::Copy,
             },
             tuning: Tuning {
                 enabled: true,
@@ -479,6 +598,25 @@ impl Profile {
                 disk_mbps: Some(200),
                 disk_iops: Some(5000),
             },
+            migrate: Some(Migrate {
+                source_host: "old-db.example".into(),
+                source_port: Some(3306),
+                source_user: Some("dbhost".into()),
+                password_file: Some("/root/source.pw".into()),
+                replication_user: Some("repl".into()),
+                replication_password_file: Some("/root/repl.pw".into()),
+                fence: Fence::Stop,
+                source_unit: Some("mariadb.service".into()),
+                stop_command: Some(vec!["ssh".into(), "old-db".into()]),
+                on_cutover: Some(vec!["/usr/local/bin/point-dns".into()]),
+                hook_timeout: default_hook_timeout(),
+                max_lag: default_max_lag(),
+                catch_up_timeout: default_catch_up_timeout(),
+                slot: default_slot(),
+                server_id: Some(2),
+                source_shell: Some(vec!["ssh".into(), "old-db".into()]),
+                source_defaults_file: Some("/etc/mysql/my.cnf".into()),
+            }),
         }
     }
 }

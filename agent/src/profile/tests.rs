@@ -515,10 +515,82 @@ fn full_example_sets_every_key() {
         "tuning.overrides",
         "tuning.disk-mbps",
         "tuning.disk-iops",
+        "migrate.source-port",
+        "migrate.stop-command",
+        "migrate.server-id",
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
     }
-    assert_eq!(keys.len(), 29, "{keys:?}");
+    assert_eq!(keys.len(), 47, "{keys:?}");
+}
+
+const MIGRATE_PG: &str = "version = 1\n[database]\nengine = \"postgresql\"\n\
+[migrate]\nsource-host = \"127.0.0.2\"\nsource-port = 5433\nreplication-user = \"repl\"\n\
+password-file = \"/root/pw\"\nfence = \"stop\"\nsource-unit = \"oldpg.service\"\n\
+on-cutover = [\"/usr/local/bin/hook\", \"a b\"]\nmax-lag = \"16M\"\n";
+
+#[test]
+fn migrate_section_parses_with_defaults() {
+    let p = parse(MIGRATE_PG, Path::new("m.toml")).unwrap();
+    let m = p.migrate.unwrap();
+    assert_eq!(m.source_port, Some(5433));
+    assert_eq!(m.fence, Fence::Stop);
+    assert_eq!(m.slot, DEFAULT_SLOT);
+    assert_eq!(m.max_lag, Size::mib(16));
+    assert_eq!(m.catch_up_timeout.as_secs(), 60);
+    assert_eq!(m.on_cutover.unwrap()[1], "a b");
+    assert!(parse("version = 1\n", Path::new("x"))
+        .unwrap()
+        .migrate
+        .is_none());
+}
+
+#[test]
+fn migrate_rules_name_their_keys() {
+    let bad = |text: &str, key: &str, needle: &str| {
+        let e = parse(text, Path::new("m.toml")).unwrap_err();
+        assert!(
+            e.0.iter()
+                .any(|x| x.key.as_deref() == Some(key) && x.message.contains(needle)),
+            "{key}: {needle}: {e}"
+        );
+    };
+    bad(
+        &MIGRATE_PG.replace("source-unit = \"oldpg.service\"\n", ""),
+        "migrate.fence",
+        "exactly one of source-unit",
+    );
+    bad(
+        &MIGRATE_PG.replace("fence = \"stop\"\n", ""),
+        "migrate.source-unit",
+        "only used with fence",
+    );
+    bad(
+        &MIGRATE_PG.replace("max-lag", "slot = \"Bad-Slot\"\nmax-lag"),
+        "migrate.slot",
+        "a-z, 0-9",
+    );
+    bad(
+        &MIGRATE_PG.replace("engine = \"postgresql\"", "engine = \"none\""),
+        "migrate.source-host",
+        "database.engine",
+    );
+    bad(
+        &MIGRATE_PG.replace("/root/pw", "pw"),
+        "migrate.password-file",
+        "absolute",
+    );
+    bad(
+        &MIGRATE_PG.replace("[\"/usr/local/bin/hook\", \"a b\"]", "[]"),
+        "migrate.on-cutover",
+        "must name a program",
+    );
+    let e = parse(
+        &MIGRATE_PG.replace("max-lag", "sauce-host = 1\nmax-lag"),
+        Path::new("m.toml"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("sauce-host"), "{e}");
 }
 
 #[test]

@@ -74,6 +74,128 @@ fn name_chars_ok(s: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
+fn validate_migrate(p: &Profile, m: &super::Migrate, bad: &mut dyn FnMut(&str, String)) {
+    use super::Fence;
+    if p.database.engine == Engine::None {
+        bad(
+            "migrate.source-host",
+            "a migration needs database.engine (postgresql, mariadb or mysql)".into(),
+        );
+    }
+    if m.source_host.trim().is_empty() || m.source_host.contains(char::is_whitespace) {
+        bad(
+            "migrate.source-host",
+            format!("{:?} is not a host name or address", m.source_host),
+        );
+    }
+    if m.source_port == Some(0) {
+        bad("migrate.source-port", "port 0 is not a port".into());
+    }
+    for (k, f) in [
+        ("migrate.password-file", &m.password_file),
+        (
+            "migrate.replication-password-file",
+            &m.replication_password_file,
+        ),
+    ] {
+        if let Some(f) = f {
+            if !f.starts_with('/') {
+                bad(k, format!("{f:?} must be an absolute path"));
+            }
+        }
+    }
+    match m.fence {
+        Fence::ReadOnly => {
+            for (k, set) in [
+                ("migrate.source-unit", m.source_unit.is_some()),
+                ("migrate.stop-command", m.stop_command.is_some()),
+            ] {
+                if set {
+                    bad(
+                        k,
+                        "is only used with fence = \"stop\"; remove it or set fence = \"stop\""
+                            .into(),
+                    );
+                }
+            }
+        }
+        Fence::Stop => {
+            if m.source_unit.is_some() == m.stop_command.is_some() {
+                bad(
+                    "migrate.fence",
+                    "fence = \"stop\" needs exactly one of source-unit (the source runs on this \
+                     host) or stop-command (it runs elsewhere)"
+                        .into(),
+                );
+            }
+        }
+    }
+    for (k, argv) in [
+        ("migrate.stop-command", &m.stop_command),
+        ("migrate.on-cutover", &m.on_cutover),
+        ("migrate.source-shell", &m.source_shell),
+    ] {
+        if argv
+            .as_ref()
+            .is_some_and(|a| a.is_empty() || a[0].is_empty())
+        {
+            bad(
+                k,
+                "must name a program: [\"/path/to/program\", \"arg\", ...]".into(),
+            );
+        }
+    }
+    if m.slot.is_empty()
+        || m.slot.len() > 63
+        || !m
+            .slot
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        bad(
+            "migrate.slot",
+            format!(
+                "{:?}: a replication slot name is 1-63 of a-z, 0-9 and _",
+                m.slot
+            ),
+        );
+    }
+    if p.database.engine == Engine::Postgresql {
+        for (k, set) in [
+            ("migrate.server-id", m.server_id.is_some()),
+            ("migrate.source-shell", m.source_shell.is_some()),
+            (
+                "migrate.source-defaults-file",
+                m.source_defaults_file.is_some(),
+            ),
+        ] {
+            if set {
+                bad(k, "is for mysql and mariadb only; remove it".into());
+            }
+        }
+    }
+    if let Some(f) = &m.source_defaults_file {
+        if !f.starts_with('/') {
+            bad(
+                "migrate.source-defaults-file",
+                format!("{f:?} must be an absolute path"),
+            );
+        }
+    }
+    if m.server_id == Some(0) {
+        bad(
+            "migrate.server-id",
+            "server_id 0 cannot replicate; choose 1-4294967295, unlike the source's".into(),
+        );
+    }
+    if m.catch_up_timeout.as_secs() == 0 {
+        bad("migrate.catch-up-timeout", "must be at least 1s".into());
+    }
+    if m.hook_timeout.as_secs() == 0 {
+        bad("migrate.hook-timeout", "must be at least 1s".into());
+    }
+}
+
 pub fn validate(p: &Profile) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut bad = |key: &str, message: String| {
@@ -376,6 +498,11 @@ pub fn validate(p: &Profile) -> Vec<Problem> {
             "database.retention",
             "has no effect with keep-old-datadir = false; remove one of the two".into(),
         );
+    }
+
+    // --- migrate
+    if let Some(m) = &p.migrate {
+        validate_migrate(p, m, &mut bad);
     }
 
     // --- tuning
