@@ -16,6 +16,20 @@ pub enum DebugCmd {
         #[arg(long)]
         no_imds: bool,
     },
+    /// Resolve a host name the way every dbhost network client does (/etc/hosts, then the
+    /// nameservers of /etc/resolv.conf; no libc resolver).
+    Resolve {
+        /// Host name.
+        name: String,
+    },
+    /// Open a backup destination and list what is under its prefix (credentials, reachability).
+    Destination {
+        #[command(flatten)]
+        dest: super::backup::DestArgs,
+        /// List at most this many objects.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Write man pages (section 8) generated from the CLI definition into DIR.
     #[command(hide = true)]
     GenMan {
@@ -54,6 +68,24 @@ pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
                     out.display()
                 ),
             }
+            Ok(crate::exit::OK)
+        }
+        DebugCmd::Resolve { name } => {
+            let r = crate::net::dns::Resolver::from_host(&ctx.host);
+            let ips = crate::net::block_on(async move { r.lookup(&name).await })??;
+            for ip in ips {
+                crate::outln!("{ip}");
+            }
+            Ok(crate::exit::OK)
+        }
+        DebugCmd::Destination { dest, limit } => {
+            let d = dest.resolve(None)?;
+            let store = super::backup::open_destination(ctx, &d, None)?;
+            let keys = crate::net::block_on(crate::backup::object::list_keys(&store, limit))??;
+            for k in &keys {
+                crate::outln!("{k}");
+            }
+            crate::errln!("{}: {} object(s) listed", store.name, keys.len());
             Ok(crate::exit::OK)
         }
         DebugCmd::GenMan { dir } => {

@@ -2,6 +2,7 @@
 //! their own file here; they call into the library rooms and format output (text or JSON).
 
 pub mod apply;
+pub mod backup;
 pub mod bench;
 pub mod debug;
 pub mod detect;
