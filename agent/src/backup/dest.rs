@@ -214,7 +214,7 @@ impl Credentials {
 }
 
 /// Refuse a secrets file that group or others can read.
-fn check_private(f: &std::path::Path) -> Result<()> {
+pub fn check_private(f: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let md = std::fs::metadata(f).with_context(|| format!("credentials file {}", f.display()))?;
     let mode = md.permissions().mode() & 0o777;

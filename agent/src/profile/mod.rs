@@ -11,6 +11,7 @@
 //! one is missing there. When you add a key: add it to the struct, to [`Profile::full_example`],
 //! and to the README table.
 
+pub mod backup;
 pub mod locate;
 pub mod units;
 pub mod validate;
@@ -45,6 +46,8 @@ pub struct Profile {
     pub database: Database,
     #[serde(default)]
     pub tuning: Tuning,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<backup::Backup>,
 }
 
 /// Which platform the profile is meant for.
@@ -479,6 +482,7 @@ impl Profile {
                 disk_mbps: Some(200),
                 disk_iops: Some(5000),
             },
+            backup: Some(backup::Backup::full_example()),
         }
     }
 }

@@ -515,10 +515,15 @@ fn full_example_sets_every_key() {
         "tuning.overrides",
         "tuning.disk-mbps",
         "tuning.disk-iops",
+        "backup.endpoint",
+        "backup.encrypt-to",
+        "backup.retention.keep-last",
+        "backup.schedule.verify",
+        "backup.restore-on-apply",
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
     }
-    assert_eq!(keys.len(), 29, "{keys:?}");
+    assert_eq!(keys.len(), 48, "{keys:?}");
 }
 
 #[test]
