@@ -41,6 +41,16 @@ command -v mdadm >/dev/null || need+=(mdadm)
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 export DBHOST_REQUIRE_ORACLES=1
 
+stage "object-store servers for the backup tests (Azurite, moto)"
+# Installed under /var/cache/dbhost-backup-servers (pinned versions, see the script), started on
+# the host's loopback for cargo test (agent/tests/backup_servers.rs) and the VM suite's backup
+# scenarios, stopped when this script ends. Azurite needs Node.js and npm (on the machine).
+command -v npm >/dev/null || { echo "test-all: npm is missing (Azurite is an npm package)" >&2; exit 1; }
+srv=$(mktemp -d /tmp/dbhost-backup-servers.XXXXXX)
+trap 'python3 scripts/backup-servers.py stop "$srv"; rm -rf "$srv"; summary' EXIT
+eval "$(python3 scripts/backup-servers.py start "$srv")"
+python3 scripts/backup-servers.py selftest "$srv/selftest"
+
 stage "cargo fmt --check"
 cargo fmt --all -- --check
 stage "cargo clippy"

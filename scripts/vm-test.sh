@@ -10,7 +10,8 @@
 # $DBHOST_VM_CACHE, default /var/cache/dbhost-vm), then runs vm-tests/harness.py. Guests run one
 # at a time under TCG (KVM only if a short probe boot succeeds; DBHOST_VM_ACCEL=tcg|kvm forces).
 # Logs of every run: vm-tests/runs/<scenario>/ (console-N.log, ttyS1-N.log, out-N/, cmd-N.txt).
-# Environment: DBHOST_BIN=path skips the build and uses that binary.
+# Environment: DBHOST_BIN=path skips the build and uses that binary. The backup scenarios get
+# Azurite and moto started here (or use DBHOST_AZURITE_PORT / DBHOST_S3_PORT when set).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -69,6 +70,18 @@ else
 fi
 stage "guest image"
 img=$(bash scripts/vm-image.sh | tail -n1)
+# The backup scenarios' object-store servers (Azurite, moto: scripts/backup-servers.py) on the
+# host's loopback, stopped when this script ends; skipped when the caller runs them already
+# (test-all.sh) or no backup scenario is selected.
+want_servers=0
+[ $# -eq 0 ] && want_servers=1
+for a in "$@"; do case "$a" in backup-*) want_servers=1 ;; esac; done
+if [ $want_servers = 1 ] && [ -z "${DBHOST_AZURITE_PORT:-}" ]; then
+  stage "object-store servers (Azurite, moto)"
+  srv=$(mktemp -d /tmp/dbhost-backup-servers.XXXXXX)
+  trap 'python3 "$repo/scripts/backup-servers.py" stop "$srv"; rm -rf "$srv"' EXIT
+  eval "$(python3 scripts/backup-servers.py start "$srv")"
+fi
 stage "scenarios"
 rc=0
 python3 vm-tests/harness.py --image "$img" --dbhost "$bin" "$@" || rc=$?

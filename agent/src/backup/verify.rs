@@ -178,7 +178,7 @@ fn start_pg<'e>(env: &'e Env<'_>, work: &Path, data: &Path, major: &str) -> Resu
     )?;
     let pg_ctl = pg_bin(env, major, "pg_ctl")?;
     let opts = format!(
-        "-p {port} -k {w} -c listen_addresses='' -c config_file={w}/postgresql.conf -c hba_file={w}/hba.conf -c shared_buffers=32MB -c max_connections=20 -c archive_mode=off -c max_wal_senders=0 -c wal_level=minimal",
+        "-p {port} -k {w} -c listen_addresses='' -c config_file={w}/postgresql.conf -c hba_file={w}/hba.conf -c ident_file={w}/ident.conf -c shared_buffers=32MB -c max_connections=20 -c archive_mode=off",
         w = w.display()
     );
     let start = as_user(

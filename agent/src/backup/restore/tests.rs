@@ -238,3 +238,13 @@ fn a_physical_tar_backup_unpacks_into_a_new_directory() {
         "15\n"
     );
 }
+
+#[test]
+fn too_little_room_is_refused_before_anything_changes() {
+    let d = tempfile::tempdir().unwrap();
+    let err = check_room(d.path(), u64::MAX / 2, "restoring backup X").unwrap_err();
+    assert_eq!(crate::exit::code_for(&err), crate::exit::REFUSED);
+    let t = err.to_string();
+    assert!(t.contains("restoring backup X needs about") && t.contains("nothing was changed"), "{t}");
+    check_room(d.path(), 1, "restoring backup X").unwrap();
+}
