@@ -16,6 +16,17 @@ if [ "$(id -u)" = 0 ]; then
   [ ! -e "$work/root/lib" ] && [ ! -e "$work/root/lib64" ] || { echo "check-static: the empty root is not empty" >&2; exit 1; }
   out=$(chroot "$work/root" /dbhost --version)
   echo "check-static: runs in an empty root (no libc, no loader): $out"
+  # Name resolution without libc's NSS: /etc/hosts is read by dbhost itself.
+  mkdir -p "$work/root/etc"
+  printf '10.1.2.3 old-db old-db.example\n' >"$work/root/etc/hosts"
+  got=$(chroot "$work/root" /dbhost debug resolve old-db --port 5432)
+  [ "$got" = "old-db:5432 (10.1.2.3)" ] || { echo "check-static: resolving old-db gave '$got'" >&2; exit 1; }
+  if chroot "$work/root" /dbhost debug resolve nowhere.invalid >"$work/resolve.out" 2>&1; then
+    echo "check-static: resolving a name without DNS succeeded: $(cat "$work/resolve.out")" >&2; exit 1
+  fi
+  grep -q "resolv.conf" "$work/resolve.out" || { echo "check-static: unclear resolve error: $(cat "$work/resolve.out")" >&2; exit 1; }
+  rm -rf "$work/root/etc"
+  echo "check-static: resolves names from /etc/hosts without NSS"
 
   # Name resolution without libc's NSS modules: a name from the root's etc/hosts, a name from a
   # DNS responder on 127.0.0.1:53 named by its etc/resolv.conf, and an S3 listing from a loopback
@@ -31,10 +42,10 @@ if [ "$(id -u)" = 0 ]; then
     python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
     sleep 0.1
   done
-  got=$(chroot "$work/root" /dbhost debug resolve hosts.backup.test)
-  [ "$got" = 127.0.0.1 ] || { echo "check-static: hosts.backup.test from etc/hosts gave '$got'" >&2; exit 1; }
-  got=$(chroot "$work/root" /dbhost debug resolve dns.backup.test)
-  [ "$got" = 127.0.0.1 ] || { echo "check-static: dns.backup.test from the DNS responder gave '$got'" >&2; cat "$work/endpoints.log" >&2; exit 1; }
+  got=$(chroot "$work/root" /dbhost debug resolve hosts.backup.test --port 80)
+  [ "$got" = "hosts.backup.test:80 (127.0.0.1)" ] || { echo "check-static: hosts.backup.test from etc/hosts gave '$got'" >&2; exit 1; }
+  got=$(chroot "$work/root" /dbhost debug resolve dns.backup.test --port 80)
+  [ "$got" = "dns.backup.test:80 (127.0.0.1)" ] || { echo "check-static: dns.backup.test from the DNS responder gave '$got'" >&2; cat "$work/endpoints.log" >&2; exit 1; }
   if chroot "$work/root" /dbhost debug resolve missing.backup.test 2>/dev/null; then
     echo "check-static: an unknown name resolved" >&2; exit 1
   fi

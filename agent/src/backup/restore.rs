@@ -218,21 +218,21 @@ fn sibling(p: &Path, tag: &str) -> PathBuf {
 
 /// User data on a server: MariaDB/MySQL schemas beyond the system ones; PostgreSQL databases
 /// beyond the defaults, or tables in `postgres`. Returns what was found.
-pub fn user_data(exec: &dyn Exec, conn: &Conn) -> Result<Vec<String>> {
+pub fn user_data(host: &crate::host::Host, exec: &dyn Exec, conn: &Conn) -> Result<Vec<String>> {
     Ok(match conn.engine() {
         Engine::Postgresql => {
-            let mut v: Vec<String> = sql::query(exec, conn, "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres','template0','template1') ORDER BY 1")?
+            let mut v: Vec<String> = sql::query(host, exec, conn, "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres','template0','template1') ORDER BY 1")?
                 .into_iter()
                 .filter_map(|r| r.into_iter().next())
                 .map(|d| format!("database {d}"))
                 .collect();
-            let n = sql::scalar(exec, conn, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'")?;
+            let n = sql::scalar(host, exec, conn, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'")?;
             if n != "0" {
                 v.push(format!("{n} tables in database postgres"));
             }
             v
         }
-        _ => sql::query(exec, conn, "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ('mysql','information_schema','performance_schema','sys') ORDER BY 1")?
+        _ => sql::query(host, exec, conn, "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ('mysql','information_schema','performance_schema','sys') ORDER BY 1")?
             .into_iter()
             .filter_map(|r| r.into_iter().next())
             .map(|d| format!("database {d}"))
@@ -267,8 +267,8 @@ pub fn to_host(
         ))
         .into());
     }
-    let conn = Conn::Local(inst.clone(), None);
-    let found = user_data(env.exec, &conn)
+    let conn = Conn::local(inst);
+    let found = user_data(env.host, env.exec, &conn)
         .with_context(|| format!("asking {} what it holds (is it running?)", inst.unit))?;
     if !found.is_empty() && !force {
         return Err(Failure::Refused(format!(
@@ -436,13 +436,13 @@ fn logical_to_host(
             m.objects.len(),
             human(m.stored_bytes())
         ));
-        let conn = Conn::Local(inst.clone(), None);
-        let before = user_data(env.exec, &conn)?;
+        let conn = Conn::local(inst);
+        let before = user_data(env.host, env.exec, &conn)?;
         let replayed = replay(env, inst, m, keys, &staged, replacing);
         if let Err(e) = replayed {
             if !replacing {
                 // The server held no user data before: drop what the partial replay created.
-                for d in user_data(env.exec, &conn).unwrap_or_default() {
+                for d in user_data(env.host, env.exec, &conn).unwrap_or_default() {
                     if before.contains(&d) {
                         continue;
                     }
@@ -453,7 +453,7 @@ fn logical_to_host(
                             }
                             _ => format!("DROP DATABASE IF EXISTS `{}`", name.replace('`', "``")),
                         };
-                        let _ = sql::query(env.exec, &conn, &q);
+                        let _ = sql::query(env.host, env.exec, &conn, &q);
                     }
                 }
             }
@@ -480,7 +480,7 @@ fn replay(
     replacing: bool,
 ) -> Result<()> {
     for (o, p) in staged {
-        let cmd = replay_command(&Conn::Local(inst.clone(), None), o, replacing);
+        let cmd = replay_command(&Conn::local(inst), o, replacing);
         let mut child = env.exec.spawn(&cmd, Pipe::In)?;
         let mut stdin = child.stdin.take().expect("Pipe::In gives stdin");
         let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
@@ -522,11 +522,7 @@ fn replay(
         }
     }
     if inst.engine != Engine::Postgresql {
-        sql::query(
-            env.exec,
-            &Conn::Local(inst.clone(), None),
-            "FLUSH PRIVILEGES",
-        )?;
+        sql::query(env.host, env.exec, &Conn::local(inst), "FLUSH PRIVILEGES")?;
     }
     Ok(())
 }
@@ -628,7 +624,7 @@ pub fn on_apply_look(
     inst: &Instance,
     which: &str,
 ) -> Result<(OnApply, Option<super::catalog::Entry>)> {
-    let found = user_data(env.exec, &Conn::Local(inst.clone(), None))
+    let found = user_data(env.host, env.exec, &Conn::local(inst))
         .with_context(|| format!("asking {} what it holds", inst.unit))?;
     if !found.is_empty() {
         return Ok((OnApply::HasData(found.join(", ")), None));

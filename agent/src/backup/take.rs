@@ -78,8 +78,9 @@ fn streams(
 ) -> Result<Vec<Stream>> {
     Ok(match (inst.engine, opts.kind) {
         (Engine::Postgresql, Kind::Logical) => {
-            let conn = Conn::Local(inst.clone(), None);
+            let conn = Conn::local(inst);
             let dbs = sql::query(
+                env.host,
                 env.exec,
                 &conn,
                 "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname",
@@ -110,7 +111,7 @@ fn streams(
 
 /// Version and a position of the running server (queries; positions are best effort).
 fn server_facts(env: &Env<'_>, inst: &Instance) -> Result<(String, BTreeMap<String, String>)> {
-    let conn = Conn::Local(inst.clone(), None);
+    let conn = Conn::local(inst);
     let (ver, pos) = match inst.engine {
         Engine::Postgresql => (
             "SHOW server_version",
@@ -125,11 +126,11 @@ fn server_facts(env: &Env<'_>, inst: &Instance) -> Result<(String, BTreeMap<Stri
             vec![("gtid", "SELECT @@GLOBAL.gtid_executed")],
         ),
     };
-    let version = sql::scalar(env.exec, &conn, ver)
+    let version = sql::scalar(env.host, env.exec, &conn, ver)
         .with_context(|| format!("asking {} for its version (is it running?)", inst.unit))?;
     let mut p = BTreeMap::new();
     for (k, q) in pos {
-        match sql::scalar(env.exec, &conn, q) {
+        match sql::scalar(env.host, env.exec, &conn, q) {
             Ok(v) if !v.is_empty() => {
                 p.insert(k.to_string(), v);
             }

@@ -2,8 +2,8 @@
 //! database that answers the queries `take` and `restore` make.
 
 use super::dest::{Service, Store};
-use super::sql::Conn;
 use super::Env;
+use crate::db::client::Rows;
 use crate::db::engine::{Engine, Instance, PgCluster, Source};
 use crate::host::{Exec, ExecOutput, FakeExec, Host};
 use object_store::path::Path as ObjPath;
@@ -66,27 +66,22 @@ pub fn ok(stdout: &str) -> ExecOutput {
     }
 }
 
-/// The command-line prefix of a query starting with `sql_start` on `conn` (for FakeExec rules).
-pub fn query_prefix(conn: &Conn, sql_start: &str) -> String {
-    super::sql::command(conn, sql_start)
-        .display()
-        .trim_end_matches('\'')
-        .to_string()
+/// Rows of one text column.
+pub fn column(values: &[&str]) -> Rows {
+    Rows {
+        columns: vec!["c".into()],
+        rows: values.iter().map(|v| vec![Some(v.to_string())]).collect(),
+        affected: 0,
+    }
 }
 
 /// A MariaDB that answers version, GTID and schema queries; `dump` is what mariadb-dump prints.
 pub fn fake_mariadb(dump: &str, user_dbs: &str) -> FakeExec {
     let f = FakeExec::new();
-    let c = Conn::Local(instance(Engine::Mariadb, Path::new("/x")), None);
-    f.answer(
-        &query_prefix(&c, "SELECT VERSION()"),
-        ok("10.11.6-MariaDB-0+deb12u1\n"),
-    );
-    f.answer(
-        &query_prefix(&c, "SELECT @@GLOBAL.gtid_current_pos"),
-        ok("0-1-42\n"),
-    );
-    f.answer(&query_prefix(&c, "SELECT schema_name"), ok(user_dbs));
+    f.db.answer("SELECT VERSION()", Rows::value("10.11.6-MariaDB-0+deb12u1"));
+    f.db.answer("SELECT @@GLOBAL.gtid_current_pos", Rows::value("0-1-42"));
+    let dbs: Vec<&str> = user_dbs.lines().filter(|l| !l.is_empty()).collect();
+    f.db.answer("SELECT schema_name", column(&dbs));
     f.answer("mysqldump", ok(dump));
     f.answer("mariadb-dump", ok(dump));
     f

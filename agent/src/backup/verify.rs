@@ -85,7 +85,7 @@ fn chown(env: &Env<'_>, user: &str, p: &Path) -> Result<()> {
 fn wait_ready(env: &Env<'_>, conn: &Conn, what: &str, log: &Path) -> Result<()> {
     let mut last = String::new();
     for _ in 0..600 {
-        match sql::scalar(env.exec, conn, "SELECT 1") {
+        match sql::scalar(env.host, env.exec, conn, "SELECT 1") {
             Ok(v) if v == "1" => return Ok(()),
             Ok(v) => last = v,
             Err(e) => last = format!("{e:#}"),
@@ -141,7 +141,6 @@ fn start_mysql<'e>(
         engine,
         socket: sock,
         port,
-        user: "mysql".into(),
         database: None,
     };
     let s = Scratch {
@@ -213,7 +212,6 @@ fn start_pg<'e>(env: &'e Env<'_>, work: &Path, data: &Path, major: &str) -> Resu
             engine: Engine::Postgresql,
             socket: w.clone(),
             port,
-            user: "postgres".into(),
             database: None,
         },
         dir: work.to_path_buf(),
@@ -352,12 +350,12 @@ pub fn fingerprint(env: &Env<'_>, conn: &Conn) -> Result<BTreeMap<String, String
     let mut out = BTreeMap::new();
     match conn.engine() {
         Engine::Postgresql => {
-            let dbs = sql::query(env.exec, conn, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1")?;
+            let dbs = sql::query(env.host, env.exec, conn, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1")?;
             for db in dbs.iter().filter_map(|r| r.first()) {
                 let c = conn.with_database(db);
-                let tables = sql::query(env.exec, &c, "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1")?;
+                let tables = sql::query(env.host, env.exec, &c, "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1")?;
                 for t in tables.iter().filter_map(|r| r.first()) {
-                    let r = sql::query(env.exec, &c, &format!("SELECT count(*), coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '-') FROM {t} x"))?;
+                    let r = sql::query(env.host, env.exec, &c, &format!("SELECT count(*), coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '-') FROM {t} x"))?;
                     let row = r.first().ok_or_else(|| anyhow!("no answer for {db}.{t}"))?;
                     out.insert(
                         format!("{db}.{t}"),
@@ -376,7 +374,12 @@ pub fn fingerprint(env: &Env<'_>, conn: &Conn) -> Result<BTreeMap<String, String
                 .map(|t| quote_mysql(t))
                 .collect::<Vec<_>>()
                 .join(", ");
-            for r in sql::query(env.exec, conn, &format!("CHECKSUM TABLE {list} EXTENDED"))? {
+            for r in sql::query(
+                env.host,
+                env.exec,
+                conn,
+                &format!("CHECKSUM TABLE {list} EXTENDED"),
+            )? {
                 let (Some(t), Some(sum)) = (r.first(), r.get(1)) else {
                     continue;
                 };
@@ -393,7 +396,7 @@ pub fn fingerprint(env: &Env<'_>, conn: &Conn) -> Result<BTreeMap<String, String
                 })
                 .collect::<Vec<_>>()
                 .join(" UNION ALL ");
-            for r in sql::query(env.exec, conn, &counts)? {
+            for r in sql::query(env.host, env.exec, conn, &counts)? {
                 if let (Some(t), Some(n)) = (r.first(), r.get(1)) {
                     let e = out.entry(t.clone()).or_default();
                     *e = format!("rows={n} {e}").trim().to_string();
@@ -405,7 +408,7 @@ pub fn fingerprint(env: &Env<'_>, conn: &Conn) -> Result<BTreeMap<String, String
 }
 
 fn user_tables(env: &Env<'_>, conn: &Conn) -> Result<Vec<String>> {
-    Ok(sql::query(env.exec, conn, "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('mysql','information_schema','performance_schema','sys') ORDER BY 1")?
+    Ok(sql::query(env.host, env.exec, conn, "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('mysql','information_schema','performance_schema','sys') ORDER BY 1")?
         .into_iter()
         .filter_map(|r| r.into_iter().next())
         .collect())
@@ -424,12 +427,17 @@ fn engine_checks(env: &Env<'_>, conn: &Conn) -> Result<Vec<String>> {
     let mut bad = Vec::new();
     match conn.engine() {
         Engine::Postgresql => {
-            let dbs = sql::query(env.exec, conn, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1")?;
+            let dbs = sql::query(env.host, env.exec, conn, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1")?;
             for db in dbs.iter().filter_map(|r| r.first()) {
                 let c = conn.with_database(db);
-                sql::query(env.exec, &c, "CREATE EXTENSION IF NOT EXISTS amcheck")?;
+                sql::query(
+                    env.host,
+                    env.exec,
+                    &c,
+                    "CREATE EXTENSION IF NOT EXISTS amcheck",
+                )?;
                 let q = "SELECT count(bt_index_check(c.oid, true)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree' AND c.relpersistence <> 't' AND i.indisvalid";
-                if let Err(e) = sql::query(env.exec, &c, q) {
+                if let Err(e) = sql::query(env.host, env.exec, &c, q) {
                     bad.push(format!("amcheck in database {db}: {e:#}"));
                 }
             }
@@ -444,7 +452,7 @@ fn engine_checks(env: &Env<'_>, conn: &Conn) -> Result<Vec<String>> {
                 .map(|t| quote_mysql(t))
                 .collect::<Vec<_>>()
                 .join(", ");
-            for r in sql::query(env.exec, conn, &format!("CHECK TABLE {list}"))? {
+            for r in sql::query(env.host, env.exec, conn, &format!("CHECK TABLE {list}"))? {
                 // Table, Op, Msg_type, Msg_text: the last row per table says status.
                 if let [t, _, kind, text, ..] = r.as_slice() {
                     if kind == "error" || (kind == "status" && text != "OK") {
@@ -525,7 +533,7 @@ pub fn compare_with_record(
     let Some(rec) = rec.filter(|r| r.ok && !r.tables.is_empty()) else {
         return Ok("no verify fingerprint to compare with (run `dbhost backup verify`)".into());
     };
-    let now = fingerprint(env, &Conn::Local(inst.clone(), None))?;
+    let now = fingerprint(env, &Conn::local(inst))?;
     let diff = diff_tables(&rec.tables, &now);
     if diff.is_empty() {
         Ok(format!(

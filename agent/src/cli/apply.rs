@@ -387,13 +387,7 @@ pub fn run_status(ctx: &Ctx, _a: StatusArgs) -> Result<i32> {
     let reloc = last.as_ref().and_then(apply::db::recorded_state);
     let db = reloc.as_ref().map(|st| {
         let active = crate::db::engine::is_active(&RealExec, &st.instance.unit);
-        let healthy = active
-            && crate::host::Exec::output(
-                &RealExec,
-                &crate::db::engine::health_command(&ctx.host, &st.instance),
-            )
-            .map(|o| o.status == 0)
-            .unwrap_or(false);
+        let healthy = active && crate::db::engine::answers(&ctx.host, &RealExec, &st.instance);
         serde_json::json!({
             "engine": st.engine().name(), "unit": st.instance.unit,
             "datadir": st.new_datadir, "previous_datadir": st.old_datadir,

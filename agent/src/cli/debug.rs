@@ -16,12 +16,6 @@ pub enum DebugCmd {
         #[arg(long)]
         no_imds: bool,
     },
-    /// Resolve a host name the way every dbhost network client does (/etc/hosts, then the
-    /// nameservers of /etc/resolv.conf; no libc resolver).
-    Resolve {
-        /// Host name.
-        name: String,
-    },
     /// Open a backup destination and list what is under its prefix (credentials, reachability).
     Destination {
         #[command(flatten)]
@@ -29,6 +23,17 @@ pub enum DebugCmd {
         /// List at most this many objects.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+    /// Run one SQL statement on a server over its own protocol and print the rows (support and
+    /// tests: proves dbhost can log in where a step would).
+    Sql(SqlArgs),
+    /// Resolve a host name the way dbhost does (IP literal, /etc/hosts, DNS; no libc).
+    Resolve {
+        /// Host name or address.
+        name: String,
+        /// Port to pair it with.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
     },
     /// Write man pages (section 8) generated from the CLI definition into DIR.
     #[command(hide = true)]
@@ -44,8 +49,126 @@ pub enum DebugCmd {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SqlArgs {
+    /// The local server of this engine (its socket and login, as every dbhost step uses).
+    #[arg(long, value_enum, conflicts_with_all = ["protocol", "socket", "host"])]
+    pub local: Option<crate::profile::Engine>,
+    /// Wire protocol for --socket/--host.
+    #[arg(long, value_enum)]
+    pub protocol: Option<ProtocolArg>,
+    /// Unix socket file.
+    #[arg(long, conflicts_with = "host")]
+    pub socket: Option<PathBuf>,
+    /// TCP host (name or address).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// TCP port (default 5432 / 3306).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Login name (default postgres / root).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Environment variable holding the password.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Database to connect to (PostgreSQL).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Connect with this OS user's uid (PostgreSQL peer authentication).
+    #[arg(long, value_name = "USER")]
+    pub as_os_user: Option<String>,
+    /// A PostgreSQL physical replication session (replication commands).
+    #[arg(long)]
+    pub replication: bool,
+    /// The statement.
+    pub sql: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProtocolArg {
+    Postgres,
+    Mysql,
+}
+
+fn sql_target(ctx: &Ctx, a: &SqlArgs) -> anyhow::Result<crate::db::client::Target> {
+    use crate::db::client::{resolve, Endpoint, Protocol, Target};
+    if let Some(e) = a.local {
+        let engine = crate::apply::db::engine_of(&e)
+            .ok_or_else(|| crate::exit::Failure::Usage("--local none names no server".into()))?;
+        let inst =
+            crate::db::engine::discover_with(&ctx.host, &crate::host::RealExec, engine, false)?;
+        return crate::db::local::targets(&ctx.host, &inst)
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no local login for {}", engine.name()));
+    }
+    let protocol = match a.protocol {
+        Some(ProtocolArg::Postgres) => Protocol::Postgres,
+        Some(ProtocolArg::Mysql) => Protocol::Mysql,
+        None => {
+            return Err(crate::exit::Failure::Usage(
+                "give --local ENGINE, or --protocol with --socket or --host".into(),
+            )
+            .into())
+        }
+    };
+    let (port, user) = match protocol {
+        Protocol::Postgres => (5432, "postgres"),
+        Protocol::Mysql => (3306, "root"),
+    };
+    let endpoint = match (&a.socket, &a.host) {
+        (Some(s), _) => Endpoint::Unix(s.clone()),
+        (None, Some(h)) => resolve(&ctx.host, h, a.port.unwrap_or(port))?,
+        (None, None) => {
+            return Err(crate::exit::Failure::Usage("give --socket or --host".into()).into())
+        }
+    };
+    let mut t = Target::new(protocol, endpoint, a.user.as_deref().unwrap_or(user));
+    if let Some(v) = &a.password_env {
+        t.password = Some(std::env::var(v).map_err(|_| {
+            crate::exit::Failure::Usage(format!("--password-env {v}: the variable is not set"))
+        })?);
+    }
+    if let Some(d) = &a.database {
+        t = t.database(d);
+    }
+    if let Some(u) = &a.as_os_user {
+        let acct = crate::host::users::lookup(&ctx.host, u)
+            .ok_or_else(|| crate::exit::Failure::Usage(format!("no OS user {u}")))?;
+        t = t.as_uid(Some(acct.uid));
+    }
+    if a.replication {
+        t = t.replication();
+    }
+    Ok(t)
+}
+
 pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
     match cmd {
+        DebugCmd::Sql(a) => {
+            let t = sql_target(ctx, &a)?;
+            let rows = crate::db::client::query(&crate::db::client::REAL, &t, &a.sql)?;
+            match ctx.output {
+                OutputFormat::Json => super::output::print_json(&serde_json::json!({
+                    "target": t.to_string(), "columns": rows.columns,
+                    "rows": rows.rows, "affected": rows.affected,
+                }))?,
+                OutputFormat::Text => {
+                    for r in &rows.rows {
+                        let cells: Vec<&str> =
+                            r.iter().map(|v| v.as_deref().unwrap_or("NULL")).collect();
+                        crate::outln!("{}", cells.join("\t"));
+                    }
+                }
+            }
+            Ok(crate::exit::OK)
+        }
+        DebugCmd::Resolve { name, port } => {
+            let e = crate::db::client::resolve(&ctx.host, &name, port)?;
+            crate::outln!("{e}");
+            Ok(crate::exit::OK)
+        }
         DebugCmd::CaptureHost { out, no_imds } => {
             let opts = DetectOptions {
                 query_imds: !no_imds,
@@ -67,14 +190,6 @@ pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
                     s.inventory.disks.len(),
                     out.display()
                 ),
-            }
-            Ok(crate::exit::OK)
-        }
-        DebugCmd::Resolve { name } => {
-            let r = crate::net::dns::Resolver::from_host(&ctx.host);
-            let ips = crate::net::block_on(async move { r.lookup(&name).await })??;
-            for ip in ips {
-                crate::outln!("{ip}");
             }
             Ok(crate::exit::OK)
         }

@@ -83,11 +83,11 @@ impl Command {
     /// the others stop quietly at a closed pipe.
     pub fn changes_system(&self) -> bool {
         match self {
-            Command::Detect(_)
-            | Command::Plan(_)
-            | Command::Profile(_)
-            | Command::Status(_)
-            | Command::Debug(_) => false,
+            Command::Detect(_) | Command::Plan(_) | Command::Profile(_) | Command::Status(_) => {
+                false
+            }
+            // A statement may change what it likes.
+            Command::Debug(c) => matches!(c, debug::DebugCmd::Sql(_)),
             Command::Md(c) => !matches!(c, md::MdCmd::Examine { .. }),
             Command::Backup(a) => match &a.cmd {
                 Some(backup::BackupCmd::List(_)) => false,

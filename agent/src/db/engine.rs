@@ -1,12 +1,21 @@
 //! Engines `mysql`, `mariadb`, `postgresql`: find the effective datadir and systemd unit from
 //! configuration (and from the running server when it answers), render the configuration switch
-//! as drop-ins, stop/start through systemctl, and health-check with a real query over the local
-//! socket. Facts: GENERALIZE-DATADIR-TUNING.md B1–B5.
+//! as drop-ins, and health-check with a real query over the local socket ([`super::local`]).
+//! Service control lives in [`super::service`], the configuration parsers in [`super::cnf`]
+//! (both re-exported here). Facts: GENERALIZE-DATADIR-TUNING.md B1–B5.
 //!
-//! Everything here is a function of the host tree (`Host`) and of external programs (`Exec`), so
-//! it is tested with fake trees and fake programs. Paths in results are in-host absolute paths
-//! ("/var/lib/mysql"); map them with `host.path(..)` before touching files.
+//! Everything here is a function of the host tree (`Host`) and of other processes (`Exec`:
+//! programs and database servers), so it is tested with fake trees, programs and servers. Paths
+//! in results are in-host absolute paths ("/var/lib/mysql"); map them with `host.path(..)` before
+//! touching files.
 
+pub use super::cnf::{
+    parse_cnf_text, pg_conf_value, pg_set_data_directory, read_mysql_config, resolve, trim_slash,
+    Cnf, CnfLine, CnfSetting, SERVER_GROUPS,
+};
+pub use super::service::{
+    activating_sockets, active_sockets, is_active, is_stopped, start, stop, Wait,
+};
 use crate::host::{CommandSpec, Exec, Host};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -74,186 +83,6 @@ pub struct Instance {
     pub pg: Option<PgCluster>,
 }
 
-// ---------------------------------------------------------------------------------------------
-// my.cnf
-
-/// One `key = value` in an option group, with where it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CnfSetting {
-    pub group: String,
-    pub key: String,
-    pub value: Option<String>,
-    pub file: PathBuf,
-    pub line: usize,
-}
-
-/// All settings of a my.cnf tree in reading order, and every `!includedir` seen.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Cnf {
-    pub settings: Vec<CnfSetting>,
-    pub includedirs: Vec<PathBuf>,
-    pub files: Vec<PathBuf>,
-}
-
-/// Groups the server reads (GENERALIZE-DATADIR-TUNING.md B2/B3).
-pub const SERVER_GROUPS: &[&str] = &["mysqld", "server", "mariadb", "mariadbd"];
-
-impl Cnf {
-    /// Last value of `key` in the server groups (later files override earlier ones).
-    pub fn server_value(&self, key: &str) -> Option<&CnfSetting> {
-        self.settings
-            .iter()
-            .rev()
-            .find(|s| s.key == key && SERVER_GROUPS.contains(&s.group.as_str()))
-    }
-}
-
-/// Follow symlinks of an in-host path inside the host root (absolute link targets are
-/// re-rooted: /etc/mysql/my.cnf -> /etc/alternatives/my.cnf -> /etc/mysql/mariadb.cnf).
-pub fn resolve(host: &Host, abs: &Path) -> PathBuf {
-    let mut cur = abs.to_path_buf();
-    for _ in 0..40 {
-        match fs::read_link(host.path(&cur)) {
-            Ok(t) if t.is_absolute() => cur = t,
-            Ok(t) => cur = cur.parent().unwrap_or(Path::new("/")).join(t),
-            Err(_) => break,
-        }
-    }
-    cur
-}
-
-/// Parse one option file's text (pure). `!include`/`!includedir` lines are returned as
-/// directives in order with the settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CnfLine {
-    Setting {
-        group: String,
-        key: String,
-        value: Option<String>,
-        line: usize,
-    },
-    Include(PathBuf),
-    IncludeDir(PathBuf),
-}
-
-pub fn parse_cnf_text(text: &str) -> Vec<CnfLine> {
-    let mut out = Vec::new();
-    let mut group = String::new();
-    for (i, raw) in text.lines().enumerate() {
-        let l = raw.trim();
-        if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
-            continue;
-        }
-        if let Some(rest) = l.strip_prefix("!includedir") {
-            out.push(CnfLine::IncludeDir(PathBuf::from(rest.trim())));
-            continue;
-        }
-        if let Some(rest) = l.strip_prefix("!include") {
-            out.push(CnfLine::Include(PathBuf::from(rest.trim())));
-            continue;
-        }
-        if l.starts_with('[') {
-            if let Some(end) = l.find(']') {
-                group = l[1..end].trim().to_ascii_lowercase();
-            }
-            continue;
-        }
-        let (k, v) = match l.split_once('=') {
-            Some((k, v)) => (k.trim(), Some(strip_value(v))),
-            None => (l, None),
-        };
-        out.push(CnfLine::Setting {
-            group: group.clone(),
-            key: k.replace('-', "_").to_ascii_lowercase(),
-            value: v,
-            line: i + 1,
-        });
-    }
-    out
-}
-
-fn strip_value(v: &str) -> String {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if v.len() >= 2 && v.starts_with(q) {
-            if let Some(end) = v[1..].find(q) {
-                return v[1..1 + end].to_string();
-            }
-        }
-    }
-    // an unquoted value ends at an inline comment
-    let v = match v.find(" #") {
-        Some(i) => &v[..i],
-        None => v,
-    };
-    v.trim().to_string()
-}
-
-fn read_cnf(host: &Host, abs: &Path, cnf: &mut Cnf, depth: usize) -> Result<()> {
-    if depth > 10 {
-        bail!("{}: !include nesting deeper than 10", abs.display());
-    }
-    let real = resolve(host, abs);
-    let p = host.path(&real);
-    let text = match fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", abs.display())),
-    };
-    if cnf.files.contains(&real) {
-        return Ok(()); // include loop
-    }
-    cnf.files.push(real.clone());
-    for l in parse_cnf_text(&text) {
-        match l {
-            CnfLine::Setting {
-                group,
-                key,
-                value,
-                line,
-            } => cnf.settings.push(CnfSetting {
-                group,
-                key,
-                value,
-                file: real.clone(),
-                line,
-            }),
-            CnfLine::Include(f) => read_cnf(host, &f, cnf, depth + 1)?,
-            CnfLine::IncludeDir(d) => {
-                cnf.includedirs.push(d.clone());
-                let dir = host.path(resolve(host, &d));
-                let mut names: Vec<String> = match fs::read_dir(&dir) {
-                    Ok(rd) => rd
-                        .filter_map(|e| e.ok())
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| n.ends_with(".cnf"))
-                        .collect(),
-                    Err(_) => Vec::new(),
-                };
-                names.sort();
-                for n in names {
-                    read_cnf(host, &d.join(n), cnf, depth + 1)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The option files a MySQL/MariaDB server reads, in order (later overrides earlier).
-pub fn read_mysql_config(host: &Host) -> Result<Cnf> {
-    let mut cnf = Cnf::default();
-    for f in ["/etc/my.cnf", "/etc/mysql/my.cnf"] {
-        read_cnf(host, Path::new(f), &mut cnf, 0)?;
-    }
-    Ok(cnf)
-}
-
-fn trim_slash(p: &str) -> PathBuf {
-    let t = p.trim().trim_end_matches('/');
-    PathBuf::from(if t.is_empty() { "/" } else { t })
-}
-
 fn unit_exists(host: &Host, unit: &str) -> bool {
     [
         "/etc/systemd/system",
@@ -291,46 +120,19 @@ fn pick_dropin_dir(engine: Engine, cnf: &Cnf) -> Option<PathBuf> {
         .or_else(|| cnf.includedirs.last().map(norm))
 }
 
-/// Client program for queries over the local socket.
-fn mysql_client(host: &Host, engine: Engine) -> &'static str {
-    if engine == Engine::Mariadb && host.path("/usr/bin/mariadb").exists() {
-        "mariadb"
+/// The statement that asks a server for its datadir.
+fn datadir_sql(inst: &Instance) -> &'static str {
+    if inst.pg.is_some() {
+        "SHOW data_directory"
     } else {
-        "mysql"
+        "SELECT @@datadir"
     }
-}
-
-fn mysql_query(host: &Host, engine: Engine, sql: &str) -> CommandSpec {
-    CommandSpec::new(mysql_client(host, engine)).args(["-NBe", sql])
-}
-
-fn pg_query(pg: &PgCluster, sql: &str) -> CommandSpec {
-    CommandSpec::new("runuser").args([
-        "-u",
-        "postgres",
-        "--",
-        "psql",
-        "-X",
-        "-A",
-        "-t",
-        "-q",
-        "-p",
-        &pg.port.to_string(),
-        "-c",
-        sql,
-    ])
 }
 
 /// Ask the running server for its datadir; `None` when it does not answer.
 pub fn runtime_datadir(host: &Host, exec: &dyn Exec, inst: &Instance) -> Option<PathBuf> {
-    let cmd = match (&inst.pg, inst.engine) {
-        (Some(pg), Engine::Postgresql) => pg_query(pg, "SHOW data_directory"),
-        (None, e) if e.is_mysql_family() => mysql_query(host, e, "SELECT @@datadir"),
-        _ => return None,
-    };
-    let out = exec.output(&cmd).ok()?;
-    let v = out.stdout.trim();
-    (out.status == 0 && v.starts_with('/')).then(|| trim_slash(v))
+    let v = super::local::scalar(host, exec, inst, datadir_sql(inst)).ok()??;
+    v.starts_with('/').then(|| trim_slash(&v))
 }
 
 fn discover_mysql(host: &Host, exec: &dyn Exec, engine: Engine, ask: bool) -> Result<Instance> {
@@ -382,65 +184,6 @@ fn discover_mysql(host: &Host, exec: &dyn Exec, engine: Engine, ask: bool) -> Re
         }
     }
     Ok(inst)
-}
-
-/// Value of `key` in a postgresql.conf text (last active assignment wins): (value, line).
-pub fn pg_conf_value(text: &str, key: &str) -> Option<(String, usize)> {
-    let mut found = None;
-    for (i, raw) in text.lines().enumerate() {
-        let l = raw.trim();
-        if l.starts_with('#') {
-            continue;
-        }
-        let Some((k, v)) = l
-            .split_once('=')
-            .or_else(|| l.split_once(char::is_whitespace))
-        else {
-            continue;
-        };
-        if k.trim() != key {
-            continue;
-        }
-        let v = v.trim();
-        let val = if let Some(rest) = v.strip_prefix('\'') {
-            rest.split('\'').next().unwrap_or("").to_string()
-        } else {
-            v.split(|c: char| c == '#' || c.is_whitespace())
-                .next()
-                .unwrap_or("")
-                .to_string()
-        };
-        found = Some((val, i + 1));
-    }
-    found
-}
-
-/// Set `data_directory` in a postgresql.conf text (pure): replace the active assignment(s), or
-/// append one. Returns the new text.
-pub fn pg_set_data_directory(text: &str, new: &Path) -> String {
-    let line = format!("data_directory = '{}'\t# set by dbhost", new.display());
-    let mut out = Vec::new();
-    let mut done = false;
-    for raw in text.lines() {
-        let l = raw.trim_start();
-        let is_assign = !l.starts_with('#')
-            && l.strip_prefix("data_directory")
-                .is_some_and(|r| r.trim_start().starts_with('=') || r.starts_with([' ', '\t']));
-        if is_assign {
-            if !done {
-                out.push(line.clone());
-                done = true;
-            }
-        } else {
-            out.push(raw.to_string());
-        }
-    }
-    if !done {
-        out.push(line);
-    }
-    let mut s = out.join("\n");
-    s.push('\n');
-    s
 }
 
 /// Debian clusters under `/etc/postgresql/<version>/<cluster>/postgresql.conf`, sorted.
@@ -551,6 +294,61 @@ pub fn discover_with(
     }
 }
 
+/// The MySQL/MariaDB datadir from configuration alone (an image, a stopped server): `given`,
+/// else the option files' `datadir`, else `/var/lib/mysql`. `None` when that directory does not
+/// exist (no server installed).
+pub fn configured_mysql_datadir(host: &Host, given: Option<&Path>) -> Option<PathBuf> {
+    let d = match given {
+        Some(d) => d.to_path_buf(),
+        None => read_mysql_config(host)
+            .ok()
+            .and_then(|c| c.server("datadir").map(trim_slash))
+            .unwrap_or_else(|| PathBuf::from("/var/lib/mysql")),
+    };
+    host.path(&d).is_dir().then_some(d)
+}
+
+fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Every PostgreSQL data directory of the host: the given list, else each Debian cluster's
+/// `data_directory` (or its default), the RHEL layouts (`/var/lib/pgsql/data`,
+/// `/var/lib/pgsql/<ver>/data`) and Debian's default tree even without `/etc/postgresql`. Only
+/// directories holding `PG_VERSION`.
+pub fn pg_datadirs(host: &Host, given: &[PathBuf]) -> Vec<PathBuf> {
+    let mut cands: Vec<PathBuf> = given.to_vec();
+    if cands.is_empty() {
+        for pg in pg_clusters(host) {
+            let text = fs::read_to_string(host.path(&pg.conf)).unwrap_or_default();
+            cands.push(match pg_conf_value(&text, "data_directory") {
+                Some((d, _)) => trim_slash(&d),
+                None => PathBuf::from(format!("/var/lib/postgresql/{}/{}", pg.version, pg.cluster)),
+            });
+        }
+        cands.push(PathBuf::from("/var/lib/pgsql/data"));
+        for ver in sorted_entries(&host.path("/var/lib/pgsql")) {
+            cands.push(host.unroot(&ver.join("data")));
+        }
+        for ver in sorted_entries(&host.path("/var/lib/postgresql")) {
+            for cluster in sorted_entries(&ver) {
+                cands.push(host.unroot(&cluster));
+            }
+        }
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    for c in cands {
+        if host.path(&c).join("PG_VERSION").is_file() && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Does `dir` (a host-mapped path) hold a datadir of `engine`? MySQL/MariaDB: a `mysql/`
 /// system schema directory plus InnoDB's `ibdata1` or `mysql.ibd`; PostgreSQL: `PG_VERSION`
 /// and `global/`. Used to adopt disks that already carry a database.
@@ -581,10 +379,7 @@ pub struct Status {
 pub fn status(host: &Host, exec: &dyn Exec, engine: Engine) -> Result<Status> {
     let inst = discover_with(host, exec, engine, false)?;
     let active = is_active(exec, &inst.unit);
-    let healthy = active
-        && exec
-            .output(&health_command(host, &inst))
-            .is_ok_and(|o| o.status == 0 && o.stdout.trim() == "1");
+    let healthy = active && answers(host, exec, &inst);
     let serving_datadir = if healthy {
         runtime_datadir(host, exec, &inst)
     } else {
@@ -784,127 +579,6 @@ fn apparmor_enabled(host: &Host) -> bool {
         .is_some_and(|v| v.starts_with('Y'))
 }
 
-// ---------------------------------------------------------------------------------------------
-// service control and health
-
-/// Retry policy for start/stop waits and health checks.
-#[derive(Clone)]
-pub struct Wait {
-    pub attempts: u32,
-    pub delay: Duration,
-    /// Sleeps between attempts (tests pass a no-op).
-    pub sleep: fn(Duration),
-}
-
-impl Default for Wait {
-    /// Up to 60 s, checked every 250 ms: a server that is up after 0.3 s is seen then, not 2 s
-    /// later (these waits sit inside the downtime window).
-    fn default() -> Self {
-        Wait {
-            attempts: 240,
-            delay: Duration::from_millis(250),
-            sleep: std::thread::sleep,
-        }
-    }
-}
-
-impl std::fmt::Debug for Wait {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Wait({}×{:?})", self.attempts, self.delay)
-    }
-}
-
-pub fn is_active(exec: &dyn Exec, unit: &str) -> bool {
-    exec.output(&CommandSpec::new("systemctl").args(["is-active", "--quiet", unit]))
-        .map(|o| o.status == 0)
-        .unwrap_or(false)
-}
-
-fn wait_until(exec: &dyn Exec, unit: &str, active: bool, w: &Wait) -> Result<()> {
-    for i in 0..w.attempts.max(1) {
-        if is_active(exec, unit) == active {
-            return Ok(());
-        }
-        if i + 1 < w.attempts {
-            (w.sleep)(w.delay);
-        }
-    }
-    bail!(
-        "{unit} did not become {} within {} checks {:?} apart; see `journalctl -u {unit}`",
-        if active { "active" } else { "inactive" },
-        w.attempts,
-        w.delay
-    )
-}
-
-/// The socket units that start `unit` when a client connects (socket activation: Debian 12's
-/// MariaDB 10.11 listens through `mariadb.socket`). While one of them listens, stopping the
-/// service is not enough: the next client starts it again.
-pub fn activating_sockets(exec: &dyn Exec, unit: &str) -> Vec<String> {
-    exec.output(&CommandSpec::new("systemctl").args(["show", "-P", "TriggeredBy", unit]))
-        .ok()
-        .filter(|o| o.status == 0)
-        .map(|o| {
-            o.stdout
-                .split_whitespace()
-                .filter(|s| s.ends_with(".socket"))
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The activating socket units (see [`activating_sockets`]) that are active now.
-pub fn active_sockets(exec: &dyn Exec, unit: &str) -> Vec<String> {
-    activating_sockets(exec, unit)
-        .into_iter()
-        .filter(|s| is_active(exec, s))
-        .collect()
-}
-
-/// Stopped for good: the unit is inactive and no socket unit can start it again.
-pub fn is_stopped(exec: &dyn Exec, unit: &str) -> bool {
-    !is_active(exec, unit) && active_sockets(exec, unit).is_empty()
-}
-
-/// Stop the unit, and the socket units that would start it again, and wait until it is
-/// inactive. Already stopped for good → `Ok(false)`.
-pub fn stop(exec: &dyn Exec, unit: &str, w: &Wait) -> Result<bool> {
-    let sockets = active_sockets(exec, unit);
-    if !is_active(exec, unit) && sockets.is_empty() {
-        return Ok(false);
-    }
-    // One transaction, sockets included: a client connecting during the downtime must not
-    // start the server again on the old datadir.
-    let mut args = vec!["stop".to_string()];
-    args.extend(sockets);
-    args.push(unit.to_string());
-    exec.run(&CommandSpec::new("systemctl").args(args))?;
-    wait_until(exec, unit, false, w)?;
-    Ok(true)
-}
-
-/// Start the unit (with its enabled socket units, first, as at boot) and wait until it is
-/// active. Already active → `Ok(false)`.
-pub fn start(exec: &dyn Exec, unit: &str, w: &Wait) -> Result<bool> {
-    if is_active(exec, unit) {
-        return Ok(false);
-    }
-    let mut args = vec!["start".to_string()];
-    for s in activating_sockets(exec, unit) {
-        let enabled = exec
-            .output(&CommandSpec::new("systemctl").args(["is-enabled", &s]))
-            .is_ok_and(|o| o.status == 0 && o.stdout.trim() == "enabled");
-        if enabled && !is_active(exec, &s) {
-            args.push(s);
-        }
-    }
-    args.push(unit.to_string());
-    exec.run(&CommandSpec::new("systemctl").args(args))?;
-    wait_until(exec, unit, true, w)?;
-    Ok(true)
-}
-
 /// Before a planned stop, while the server still serves: have it write its dirty pages now, so
 /// the shutdown (inside the downtime window) has little left to flush. MySQL/MariaDB:
 /// `innodb_max_dirty_pages_pct = 0`, then wait (bounded by `max_wait`) until the dirty page count
@@ -918,17 +592,19 @@ pub fn flush_before_stop(
     max_wait: Duration,
     sleep: fn(Duration),
 ) -> String {
-    let q = |sql: &str| -> std::result::Result<String, String> {
-        let cmd = query_command(host, inst, sql);
-        match exec.output(&cmd) {
-            Ok(o) if o.status == 0 => Ok(o.stdout.trim().to_string()),
-            Ok(o) => Err(format!("{}: {}", cmd.display(), o.stderr.trim())),
-            Err(e) => Err(format!("{}: {e:#}", cmd.display())),
-        }
+    let mut session = match super::local::session(host, exec, inst) {
+        Ok(s) => s,
+        Err(e) => return format!("no flush before the stop ({e:#}); the shutdown flushes"),
     };
+    let s = session.as_mut();
+    fn q(s: &mut dyn super::client::Session, sql: &str) -> std::result::Result<String, String> {
+        s.query(sql)
+            .map(|r| r.scalar().unwrap_or("").trim().to_string())
+            .map_err(|e| format!("{e:#}"))
+    }
     if inst.pg.is_some() {
         let t0 = std::time::Instant::now();
-        return match q("CHECKPOINT") {
+        return match q(s, "CHECKPOINT") {
             Ok(_) => format!(
                 "checkpoint before the stop took {:.1} s",
                 t0.elapsed().as_secs_f64()
@@ -936,8 +612,9 @@ pub fn flush_before_stop(
             Err(e) => format!("no checkpoint before the stop ({e})"),
         };
     }
-    let dirty = || -> Option<u64> {
+    let dirty = |s: &mut dyn super::client::Session| -> Option<u64> {
         q(
+            s,
             "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
            WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'",
         )
@@ -945,10 +622,10 @@ pub fn flush_before_stop(
         .parse()
         .ok()
     };
-    let Some(before) = dirty() else {
+    let Some(before) = dirty(s) else {
         return "no InnoDB dirty page count; the shutdown flushes".into();
     };
-    if let Err(e) = q("SET GLOBAL innodb_max_dirty_pages_pct = 0") {
+    if let Err(e) = q(s, "SET GLOBAL innodb_max_dirty_pages_pct = 0") {
         return format!("dirty pages not flushed before the stop ({e})");
     }
     let t0 = std::time::Instant::now();
@@ -958,7 +635,7 @@ pub fn flush_before_stop(
     // stop waiting when the count no longer falls either.
     while now > 256 && stalled < 6 && t0.elapsed() < max_wait {
         sleep(step);
-        match dirty() {
+        match dirty(s) {
             Some(n) => {
                 now = n;
                 if n < best {
@@ -977,17 +654,9 @@ pub fn flush_before_stop(
     )
 }
 
-/// The health query for an instance (`SELECT 1` over the local socket).
-pub fn health_command(host: &Host, inst: &Instance) -> CommandSpec {
-    query_command(host, inst, "SELECT 1")
-}
-
-/// `sql` for the instance's server over its local socket (psql as postgres, or the MySQL client).
-fn query_command(host: &Host, inst: &Instance, sql: &str) -> CommandSpec {
-    match &inst.pg {
-        Some(pg) => pg_query(pg, sql),
-        None => mysql_query(host, inst.engine, sql),
-    }
+/// Does the server answer a real query (`SELECT 1`) over its local socket?
+pub fn answers(host: &Host, exec: &dyn Exec, inst: &Instance) -> bool {
+    super::local::scalar(host, exec, inst, "SELECT 1").is_ok_and(|v| v.as_deref() == Some("1"))
 }
 
 /// A real query over the local socket, retried a bounded number of times; then the server's
@@ -999,11 +668,10 @@ pub fn health(
     expect_datadir: Option<&Path>,
     w: &Wait,
 ) -> Result<()> {
-    let cmd = health_command(host, inst);
     let mut last = String::new();
     for i in 0..w.attempts.max(1) {
-        match exec.output(&cmd) {
-            Ok(o) if o.status == 0 && o.stdout.trim() == "1" => {
+        match super::local::query(host, exec, inst, "SELECT 1") {
+            Ok(r) if r.scalar() == Some("1") => {
                 if let Some(want) = expect_datadir {
                     let got = runtime_datadir(host, exec, inst);
                     if got.as_deref() != Some(want) {
@@ -1017,17 +685,7 @@ pub fn health(
                 }
                 return Ok(());
             }
-            Ok(o) => {
-                last = format!(
-                    "status {}: {}",
-                    o.status,
-                    if o.stderr.trim().is_empty() {
-                        o.stdout.trim()
-                    } else {
-                        o.stderr.trim()
-                    }
-                )
-            }
+            Ok(r) => last = format!("`SELECT 1` answered {:?}", r.scalar()),
             Err(e) => last = format!("{e:#}"),
         }
         if i + 1 < w.attempts {
@@ -1035,8 +693,8 @@ pub fn health(
         }
     }
     bail!(
-        "health check `{}` failed after {} attempts: {last}",
-        cmd.display(),
+        "health check (`SELECT 1` on {} over its local socket) failed after {} attempts: {last}",
+        inst.unit,
         w.attempts
     )
 }

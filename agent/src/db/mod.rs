@@ -1,8 +1,17 @@
-//! Database side of issue 5: find the datadir and unit, relocate it with minimal downtime
-//! (hot pass + delta pass), verify, switch configuration, roll back.
-//! Facts: GENERALIZE-DATADIR-TUNING.md part B.
+//! The one home of database knowledge: finding an instance (datadir, unit, configuration),
+//! reading its option files, logging in to it over its own protocol, and moving its datadir.
+//! Facts: GENERALIZE-DATADIR-TUNING.md part B, BACKUP-MIGRATE.md.
 //!
-//! Public API (the apply engine, `status` and `rollback` call these):
+//! Public API (apply, status, rollback, tune, generalize and migrate call these):
+//!
+//! * [`client`] — sessions with servers over their protocols (tokio-postgres, a small MySQL
+//!   client), the [`client::Client`] seam ([`crate::host::Exec::db`]) and its fake; name
+//!   resolution without NSS.
+//! * [`local`] — how to log in to this host's servers (peer auth as postgres, root over the
+//!   socket, debian.cnf), which server processes run.
+//! * [`cnf`] — the option-file and postgresql.conf parsers (the only ones).
+//! * [`service`] — systemd start/stop with socket activation, bounded waits.
+//! * [`pgctl`] — PostgreSQL's control file and LSNs.
 //!
 //! * [`copy`] — the relocation copier, usable on its own:
 //!   [`copy::check_room`] (typed [`copy::NoRoom`] refusal before any write),
@@ -25,7 +34,12 @@
 //! `sys` holds the xattr syscalls, the only `unsafe` in this module.
 
 pub mod bench;
+pub mod client;
+pub mod cnf;
 pub mod copy;
 pub mod engine;
+pub mod local;
+pub mod pgctl;
 pub mod relocate;
+pub mod service;
 mod sys;

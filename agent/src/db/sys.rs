@@ -1,6 +1,7 @@
-//! Extended attributes through libc (`l*xattr`, never following symlinks). The only `unsafe`
-//! in `db/`. ACLs (`system.posix_acl_access`/`_default`) and security labels (`security.*`) are
-//! xattrs, so copying every xattr copies them too.
+//! The only `unsafe` in `db/`: extended attributes through libc (`l*xattr`, never following
+//! symlinks; ACLs (`system.posix_acl_access`/`_default`) and security labels (`security.*`) are
+//! xattrs, so copying every xattr copies them too), and connecting a unix socket with another
+//! effective uid (PostgreSQL's `peer` authentication).
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -129,6 +130,29 @@ pub fn remove(p: &Path, name: &OsStr) -> io::Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// Connect to the unix socket `path` with effective uid `uid`, then give the calling thread its
+/// uid back. The server reads the peer's credentials as they were at connect(2) (SO_PEERCRED),
+/// so a root process can log in as `postgres` through `peer` authentication without a password.
+/// The change is made with the raw system call, which acts on the calling thread only (glibc's
+/// `seteuid` would change every thread of the process); callers run this on a thread of its
+/// own.
+pub fn connect_unix_as(path: &Path, uid: u32) -> io::Result<std::os::unix::net::UnixStream> {
+    let keep = libc::uid_t::MAX; // -1: leave the real and saved uid (root) as they are
+                                 // SAFETY: setresuid takes three integers and touches no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_setresuid, keep, uid, keep) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let res = std::os::unix::net::UnixStream::connect(path);
+    // The saved uid is still 0, so the effective uid can go back.
+    // SAFETY: as above.
+    let back = unsafe { libc::syscall(libc::SYS_setresuid, keep, 0 as libc::uid_t, keep) };
+    if back != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    res
 }
 
 #[cfg(test)]

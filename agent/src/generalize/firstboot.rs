@@ -285,21 +285,21 @@ pub fn run_post(host: &Host, exec: &dyn Exec, exe: &Path) -> Result<Vec<String>>
                      password (the stamp stays; this runs again at the next boot)"
                 );
             }
-            let q = db::mysql_client(host).args([
-                "-N",
-                "-B",
-                "-e",
-                "SELECT COUNT(*) FROM mysql.user WHERE User='debian-sys-maint'",
-            ]);
-            let n = exec.run(&q)?.stdout.trim().to_string();
+            let mut session = db::mysql_session(host, exec)?;
+            let n = session
+                .query("SELECT COUNT(*) FROM mysql.user WHERE User='debian-sys-maint'")?
+                .scalar()
+                .unwrap_or("0")
+                .to_string();
             if n == "0" {
                 done.push("debian-sys-maint does not exist: nothing to rotate".into());
             } else {
                 let pw = random_password(host)?;
-                let sql =
-                    format!("ALTER USER 'debian-sys-maint'@'localhost' IDENTIFIED BY '{pw}';\n");
-                // The password goes through stdin, never the command line.
-                exec.run(&db::mysql_client(host).stdin(sql.into_bytes()))?;
+                // Over the protocol: the password is never on a command line.
+                session.query(&format!(
+                    "ALTER USER 'debian-sys-maint'@'localhost' IDENTIFIED BY {}",
+                    crate::db::client::mysql::quote(&pw)
+                ))?;
                 let new = edits::set_passwords(&text, &pw);
                 super::write_keeping_owner(&debian, new.as_bytes())?;
                 done.push("debian-sys-maint password rotated (/etc/mysql/debian.cnf)".into());

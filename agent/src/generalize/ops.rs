@@ -87,9 +87,12 @@ fn remove_contents(host: &Host, dir: &str) -> Vec<Target> {
 
 /// Where MySQL/MariaDB keep binary/relay logs and replica metadata: the datadir, the
 /// directories of absolute `log_bin`/`relay_log` settings, /var/log/mysql.
-fn mysql_log_dirs(dd: Option<&Path>, cnf: &db::MyCnf) -> Vec<PathBuf> {
+fn mysql_log_dirs(dd: Option<&Path>, cnf: &crate::db::cnf::Cnf) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = dd.map(Path::to_path_buf).into_iter().collect();
-    for v in [&cnf.log_bin, &cnf.relay_log].into_iter().flatten() {
+    for v in [cnf.server("log_bin"), cnf.server("relay_log")]
+        .into_iter()
+        .flatten()
+    {
         let p = Path::new(v);
         if p.is_absolute() {
             if let Some(parent) = p.parent() {

@@ -1,5 +1,7 @@
-//! External programs (mkfs, systemctl, database clients) behind a trait, so plans and steps can
-//! be tested with a fake that records calls. Every error names the full command line.
+//! Other processes behind one trait: the external programs dbhost runs (mkfs, systemctl,
+//! pg_basebackup, ...) and the database servers it talks to over their protocols
+//! ([`Exec::db`]), so plans and steps are tested with fakes that record calls. Every error names
+//! the full command line (or the server and statement).
 
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
@@ -151,6 +153,9 @@ pub trait Exec: Send + Sync {
         }
     }
 
+    /// The database client: sessions with servers over their own protocols.
+    fn db(&self) -> &dyn crate::db::client::Client;
+
     /// Run and fail (naming the command and its stderr) unless it exits 0.
     fn run(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
         let out = self.output(cmd)?;
@@ -189,6 +194,9 @@ impl Exec for RealExec {
         Self::spawn_real(cmd, pipe)
     }
 
+    fn db(&self) -> &dyn crate::db::client::Client {
+        &crate::db::client::REAL
+    }
     fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
         let mut child = start(cmd, cmd.stdin.is_some())?;
         if let Some(data) = &cmd.stdin {
@@ -293,11 +301,23 @@ fn exit_code(st: std::process::ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
+/// The order of calls across every fake (programs and database statements), so a test can check
+/// that a statement ran before a service stopped.
+static FAKE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The next number of the fakes' common sequence.
+pub fn fake_seq() -> u64 {
+    FAKE_SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Records every command; answers from a list of (program-prefix match, output) rules.
 #[derive(Debug, Default)]
 pub struct FakeExec {
     pub calls: Mutex<Vec<CommandSpec>>,
     pub answers: Mutex<Vec<(String, ExecOutput)>>,
+    /// The fake database servers (statements answered from rules).
+    pub db: crate::db::client::FakeDb,
+    seqs: Mutex<Vec<u64>>,
 }
 
 impl FakeExec {
@@ -319,11 +339,30 @@ impl FakeExec {
             .map(CommandSpec::display)
             .collect()
     }
+    /// Every command line and every statement sent to the fake database (`"sql <target>: ..."`),
+    /// in the order they happened.
+    pub fn timeline(&self) -> Vec<String> {
+        let calls = self.calls();
+        let seqs = self.seqs.lock().expect("fake exec lock").clone();
+        let mut all: Vec<(u64, String)> = seqs.into_iter().zip(calls).collect();
+        all.extend(
+            self.db
+                .sequenced_calls()
+                .into_iter()
+                .map(|(n, c)| (n, format!("sql {c}"))),
+        );
+        all.sort();
+        all.into_iter().map(|(_, c)| c).collect()
+    }
 }
 
 impl Exec for FakeExec {
+    fn db(&self) -> &dyn crate::db::client::Client {
+        &self.db
+    }
     fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
         self.calls.lock().expect("fake exec lock").push(cmd.clone());
+        self.seqs.lock().expect("fake exec lock").push(fake_seq());
         let line = cmd.display();
         let answers = self.answers.lock().expect("fake exec lock");
         for (prefix, out) in answers.iter() {

@@ -249,16 +249,11 @@ pub fn shadow_notes(host: &Host, set: &TuneSet) -> Vec<String> {
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
         };
-        for (group, k, v) in settings(&text) {
-            let server_group = group.is_empty()
-                || group.starts_with("mysqld")
-                || group.starts_with("mariadb")
-                || group == "server";
-            let var = k.replace('-', "_");
+        for (var, v) in db_settings(&path, &text) {
             if let Some(knob) = set.knobs.iter().find(
                 |kn| matches!(&kn.target, Target::Database { variable, .. } if *variable == var),
             ) {
-                if server_group && v != knob.value {
+                if v != knob.value {
                     notes.push(format!(
                         "{var} = {v} in {} is read after {} and wins at the next restart",
                         host.unroot(&path).display(),
@@ -269,6 +264,28 @@ pub fn shadow_notes(host: &Host, set: &TuneSet) -> Vec<String> {
         }
     }
     notes
+}
+
+/// The server settings of a database configuration file: a MySQL/MariaDB option file (`.cnf`,
+/// server groups only) or a PostgreSQL `.conf`, through the db room's parsers.
+fn db_settings(path: &Path, text: &str) -> Vec<(String, String)> {
+    use crate::db::cnf::{is_server_group, parse_cnf_text, CnfLine};
+    if path.extension().is_some_and(|e| e == "cnf") {
+        parse_cnf_text(text)
+            .into_iter()
+            .filter_map(|l| match l {
+                CnfLine::Setting {
+                    group, key, value, ..
+                } if is_server_group(&group) => Some((key, value.unwrap_or_default())),
+                _ => None,
+            })
+            .collect()
+    } else {
+        settings(text)
+            .into_iter()
+            .map(|(_, k, v)| (k.replace('-', "_"), v))
+            .collect()
+    }
 }
 
 fn write_files(host: &Host, set: &TuneSet, facts: &TuneFacts) -> Result<Vec<FileReport>> {

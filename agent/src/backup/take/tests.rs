@@ -137,16 +137,15 @@ fn postgres_logical_dumps_globals_then_each_database() {
     let host = Host::with_root(d.path());
     let inst = instance(Engine::Postgresql, Path::new("/pg"));
     let f = crate::host::FakeExec::new();
-    let c = Conn::Local(inst.clone(), None);
-    f.answer(&query_prefix(&c, "SHOW server_version"), ok("15.8\n"));
-    f.answer(
-        &query_prefix(&c, "SELECT pg_current_wal_lsn()"),
-        ok("0/3000060\n"),
+    f.db.answer(
+        "SHOW server_version",
+        crate::db::client::Rows::value("15.8"),
     );
-    f.answer(
-        &query_prefix(&c, "SELECT datname"),
-        ok("app\npostgres\nshop\n"),
+    f.db.answer(
+        "SELECT pg_current_wal_lsn()",
+        crate::db::client::Rows::value("0/3000060"),
     );
+    f.db.answer("SELECT datname", column(&["app", "postgres", "shop"]));
     f.answer(
         "runuser -u postgres -- pg_dumpall",
         ok("CREATE ROLE app;\n"),

@@ -1,4 +1,5 @@
 use super::*;
+use crate::db::client::{Client, Endpoint, FakeDb, Rows, Session, Target};
 use crate::host::{ExecOutput, FakeExec};
 use std::os::unix::fs::symlink;
 
@@ -184,7 +185,8 @@ fn runtime_answer_wins_over_configuration() {
     let host = Host::with_root(d.path());
     let exec = FakeExec::new();
     exec.answer("systemctl is-active", out(0, ""));
-    exec.answer("mariadb -NBe 'SELECT @@datadir'", out(0, "/srv/live/\n"));
+    exec.db
+        .answer("SELECT @@datadir", Rows::value("/srv/live/"));
     let inst = discover_with(&host, &exec, Engine::Mariadb, true).unwrap();
     assert_eq!(inst.datadir, Path::new("/srv/live"));
     assert_eq!(inst.source, Source::Runtime);
@@ -302,9 +304,9 @@ fn rhel_socket_inside_datadir_needs_a_placeholder() {
         vec![PathBuf::from("/var/lib/mysql")]
     );
     assert_eq!(
-        mysql_client(&host, Engine::Mariadb),
-        "mysql",
-        "no /usr/bin/mariadb here"
+        crate::db::local::targets(&host, &inst)[0].endpoint,
+        Endpoint::Unix("/var/lib/mysql/mysql.sock".into()),
+        "dbhost logs in over the configured socket"
     );
 }
 
@@ -374,10 +376,10 @@ fn postgresql_debian_cluster() {
         pg_set_data_directory(&files[0].content, Path::new("/data/postgresql/15/main")),
         files[0].content
     );
-    let hc = health_command(&host, &inst).display();
+    let t = &crate::db::local::targets(&host, &inst)[0];
     assert_eq!(
-        hc,
-        "runuser -u postgres -- psql -X -A -t -q -p 5433 -c 'SELECT 1'"
+        t.to_string(),
+        "/var/run/postgresql/.s.PGSQL.5433 as postgres"
     );
     // a config without data_directory gets one appended
     let t = pg_set_data_directory("port = 5432\n", Path::new("/d"));
@@ -396,8 +398,9 @@ fn health_retries_and_checks_the_served_datadir() {
     let inst = discover(&host, &FakeExec::new(), Engine::Mariadb).unwrap();
 
     let exec = FakeExec::new();
-    exec.answer("mariadb -NBe 'SELECT 1'", out(0, "1\n"));
-    exec.answer("mariadb -NBe 'SELECT @@datadir'", out(0, "/data/mysql/\n"));
+    exec.db.answer("SELECT 1", Rows::value("1"));
+    exec.db
+        .answer("SELECT @@datadir", Rows::value("/data/mysql/"));
     health(
         &host,
         &exec,
@@ -410,18 +413,11 @@ fn health_retries_and_checks_the_served_datadir() {
     assert!(e.to_string().contains("expected /other"), "{e}");
 
     let exec = FakeExec::new();
-    exec.answer(
-        "mariadb",
-        ExecOutput {
-            status: 1,
-            stdout: String::new(),
-            stderr: "ERROR 2002 (HY000): Can't connect".into(),
-        },
-    );
+    exec.db.unreachable("mysqld.sock", "Can't connect");
     let e = health(&host, &exec, &inst, None, &no_wait()).unwrap_err();
     assert!(e.to_string().contains("after 3 attempts"), "{e}");
     assert!(e.to_string().contains("Can't connect"), "{e}");
-    assert_eq!(exec.calls().len(), 3);
+    assert!(exec.db.calls().is_empty());
 }
 
 #[test]
@@ -467,6 +463,7 @@ struct SocketSystemd {
     service: std::sync::Mutex<bool>,
     socket: std::sync::Mutex<bool>,
     calls: std::sync::Mutex<Vec<String>>,
+    db: FakeDb,
 }
 
 impl SocketSystemd {
@@ -475,6 +472,7 @@ impl SocketSystemd {
             service: std::sync::Mutex::new(true),
             socket: std::sync::Mutex::new(true),
             calls: Default::default(),
+            db: FakeDb::new(),
         }
     }
     /// A client (the application) connects.
@@ -486,6 +484,9 @@ impl SocketSystemd {
 }
 
 impl Exec for SocketSystemd {
+    fn db(&self) -> &dyn Client {
+        &self.db
+    }
     fn output(&self, cmd: &crate::host::CommandSpec) -> anyhow::Result<ExecOutput> {
         self.calls.lock().unwrap().push(cmd.display());
         let a: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
@@ -550,23 +551,47 @@ struct Flushing {
     calls: std::sync::Mutex<Vec<String>>,
 }
 
-impl Exec for Flushing {
-    fn output(&self, cmd: &crate::host::CommandSpec) -> anyhow::Result<ExecOutput> {
-        self.calls.lock().unwrap().push(cmd.display());
-        let sql = cmd.args.last().cloned().unwrap_or_default();
+impl Flushing {
+    fn answer(&self, sql: &str) -> anyhow::Result<Rows> {
+        self.calls.lock().unwrap().push(sql.to_string());
         Ok(if sql.contains("INNODB_BUFFER_POOL_PAGES_DIRTY") {
             let mut d = self.dirty.lock().unwrap();
             let now = *d;
             if *self.asked.lock().unwrap() {
                 *d = d.saturating_sub(1000);
             }
-            out(0, &format!("{now}\n"))
+            Rows::value(&now.to_string())
         } else if sql == "SET GLOBAL innodb_max_dirty_pages_pct = 0" {
             *self.asked.lock().unwrap() = true;
-            out(0, "")
+            Rows::default()
         } else {
-            out(1, "unexpected")
+            anyhow::bail!("unexpected {sql}")
         })
+    }
+}
+
+/// A session whose statements `f` answers.
+type Answerer<'a> = Box<dyn FnMut(&str) -> anyhow::Result<Rows> + 'a>;
+struct FnSession<'a>(Answerer<'a>);
+
+impl Session for FnSession<'_> {
+    fn query(&mut self, sql: &str) -> anyhow::Result<Rows> {
+        (self.0)(sql)
+    }
+}
+
+impl Client for Flushing {
+    fn connect(&self, _t: &Target) -> anyhow::Result<Box<dyn Session + '_>> {
+        Ok(Box::new(FnSession(Box::new(move |sql| self.answer(sql)))))
+    }
+}
+
+impl Exec for Flushing {
+    fn output(&self, cmd: &crate::host::CommandSpec) -> anyhow::Result<ExecOutput> {
+        anyhow::bail!("unexpected {}", cmd.display())
+    }
+    fn db(&self) -> &dyn Client {
+        self
     }
 }
 
@@ -617,16 +642,27 @@ fn dirty_pages_are_flushed_before_the_stop_and_the_wait_is_bounded() {
 
 struct NeverFalls(Flushing);
 
+impl Client for NeverFalls {
+    fn connect(&self, _t: &Target) -> anyhow::Result<Box<dyn Session + '_>> {
+        Ok(Box::new(FnSession(Box::new(move |sql| {
+            let o = self.0.answer(sql)?;
+            *self.0.dirty.lock().unwrap() = 9000;
+            let n = self.0.calls.lock().unwrap().len();
+            assert!(
+                n < 20,
+                "the wait must stop when the count stalls: {n} calls"
+            );
+            Ok(o)
+        }))))
+    }
+}
+
 impl Exec for NeverFalls {
     fn output(&self, cmd: &crate::host::CommandSpec) -> anyhow::Result<ExecOutput> {
-        let o = self.0.output(cmd)?;
-        *self.0.dirty.lock().unwrap() = 9000;
-        let n = self.0.calls.lock().unwrap().len();
-        assert!(
-            n < 20,
-            "the wait must stop when the count stalls: {n} calls"
-        );
-        Ok(o)
+        anyhow::bail!("unexpected {}", cmd.display())
+    }
+    fn db(&self) -> &dyn Client {
+        self
     }
 }
 
@@ -635,7 +671,6 @@ fn postgresql_checkpoints_before_the_stop() {
     let d = tempfile::tempdir().unwrap();
     let host = Host::with_root(d.path());
     let exec = FakeExec::new();
-    exec.answer("runuser", out(0, ""));
     let inst = Instance {
         engine: Engine::Postgresql,
         datadir: "/var/lib/postgresql/15/main".into(),
@@ -657,7 +692,7 @@ fn postgresql_checkpoints_before_the_stop() {
         "{said}"
     );
     assert_eq!(
-        exec.calls(),
-        vec!["runuser -u postgres -- psql -X -A -t -q -p 5432 -c CHECKPOINT"]
+        exec.db.calls(),
+        vec!["/var/run/postgresql/.s.PGSQL.5432 as postgres: CHECKPOINT"]
     );
 }

@@ -3,13 +3,14 @@
 //! guests.
 
 use super::*;
+use crate::db::client::{Client, DbError, Rows, Session, Target};
 use crate::host::{CommandSpec, ExecOutput};
 use std::sync::Mutex;
 use std::time::Duration;
 
 /// A fake MariaDB/PostgreSQL: `systemctl start` reads the configured datadir from the fake tree
-/// (refusing to start when it is missing, like the real server), the client answers `SELECT 1`
-/// and the datadir only while running.
+/// (refusing to start when it is missing, like the real server), the server answers `SELECT 1`
+/// and the datadir only while running (log lines `sql: ...`).
 struct FakeDb {
     host: Host,
     engine: Engine,
@@ -108,12 +109,6 @@ impl Exec for FakeDb {
                 *socket = Some(*verb == "start");
                 ok("")
             }
-            // a client while the server is down: socket activation starts it (old or new datadir,
-            // whatever the configuration says at that moment)
-            (_, [.., "SELECT 1"]) if serving.is_none() && *socket == Some(true) => {
-                *serving = Some(self.configured());
-                ok("1\n")
-            }
             ("systemctl", ["is-active", "--quiet", _]) => {
                 if serving.is_some() {
                     ok("")
@@ -134,18 +129,55 @@ impl Exec for FakeDb {
                 ok("")
             }
             ("systemctl", ["daemon-reload"]) => ok(""),
-            (_, args) if serving.is_some() => {
-                let sql = args.last().copied().unwrap_or("");
-                match sql {
-                    "SELECT 1" => ok("1\n"),
-                    "SELECT @@datadir" | "SHOW data_directory" => {
-                        ok(&format!("{}/\n", serving.as_ref().unwrap().display()))
-                    }
-                    _ => fail(1, "unknown query"),
-                }
-            }
-            _ => fail(1, "Can't connect to local server through socket"),
+            _ => fail(1, "unexpected command"),
         })
+    }
+    fn db(&self) -> &dyn Client {
+        self
+    }
+}
+
+/// The fake server's session: answers while the server runs.
+struct FakeDbSession<'a>(&'a FakeDb, Target);
+
+impl Session for FakeDbSession<'_> {
+    fn query(&mut self, sql: &str) -> Result<Rows> {
+        self.0.log.lock().unwrap().push(format!("sql: {sql}"));
+        let serving = self.0.serving.lock().unwrap();
+        let Some(dir) = serving.as_ref() else {
+            return Err(DbError::Protocol {
+                endpoint: self.1.endpoint.to_string(),
+                message: "the server went away".into(),
+            }
+            .into());
+        };
+        match sql {
+            "SELECT 1" => Ok(Rows::value("1")),
+            "SELECT @@datadir" | "SHOW data_directory" => {
+                Ok(Rows::value(&format!("{}/", dir.display())))
+            }
+            _ => anyhow::bail!("unknown query {sql}"),
+        }
+    }
+}
+
+impl Client for FakeDb {
+    fn connect(&self, t: &Target) -> Result<Box<dyn Session + '_>> {
+        self.log.lock().unwrap().push(format!("connect {t}"));
+        let mut serving = self.serving.lock().unwrap();
+        // a client while the server is down: socket activation starts it (old or new datadir,
+        // whatever the configuration says at that moment)
+        if serving.is_none() && *self.socket.lock().unwrap() == Some(true) {
+            *serving = Some(self.configured());
+        }
+        if serving.is_none() {
+            return Err(DbError::Unreachable {
+                endpoint: t.endpoint.to_string(),
+                reason: "Connection refused".into(),
+            }
+            .into());
+        }
+        Ok(Box::new(FakeDbSession(self, t.clone())))
     }
 }
 
@@ -350,10 +382,8 @@ fn socket_activation_is_stopped_for_the_copy_and_started_again() {
     assert_eq!(st.stopped_sockets, vec!["mariadb.socket".to_string()]);
     assert_eq!(load(&e).stopped_sockets, st.stopped_sockets, "recorded");
     // a client now cannot start the server on the old datadir behind pass 2's back
-    assert!(e
-        .db
-        .output(&CommandSpec::new("mysql").args(["-e", "SELECT 1"]))
-        .is_ok_and(|o| o.status != 0));
+    let t = crate::db::local::targets(&e.host, &st.instance).remove(0);
+    assert!(e.db.connect(&t).is_err());
     assert_eq!(e.db.serving(), None);
     let reps = run_all(&e, &mut st).unwrap();
     assert!(reps
@@ -548,7 +578,7 @@ fn postgresql_relocation() {
         .db
         .log()
         .iter()
-        .any(|l| l.starts_with("runuser -u postgres -- psql")));
+        .any(|l| l.starts_with("connect ") && l.ends_with(".s.PGSQL.5432 as postgres")));
     let again = run_all(&e, &mut st).unwrap();
     assert!(again.iter().all(|r| r.outcome == Outcome::Unchanged));
     let st = load(&e);
