@@ -39,6 +39,7 @@ need_pkgs() {
   python3 -c 'import yaml' 2>/dev/null || p+=(python3-yaml) # capture-redeploy loads the example user-data
   command -v debugfs >/dev/null || p+=(e2fsprogs)         # capture-redeploy reads the captured image
   command -v mdadm >/dev/null || p+=(mdadm)               # the md scenarios' oracle (mdadm --examine)
+  command -v socat >/dev/null || p+=(socat)               # the backup scenarios' guestfwd (one per connection)
   printf '%s\n' "${p[@]}"
 }
 missing=$(need_pkgs)

@@ -178,10 +178,10 @@ class Scenario:
     mask: list = field(default_factory=list)  # units masked (systemd.mask=) on every boot
     profiles: dict = field(default_factory=dict)  # extra profile files: name -> TOML text
     suite: bool = True  # False: only run when named (e.g. `try`, the README's demo)
-    # Opt-in network: a function returning one QEMU guestfwd rule, "tcp:GUEST_IP:PORT-tcp:
-    # 127.0.0.1:HOST_PORT" (called at each boot). The guest then gets a NIC on QEMU user
-    # networking with restrict=on: it reaches that one host loopback port and nothing else.
-    # None (default): -nic none.
+    # Opt-in network: a function returning one QEMU guestfwd rule (called at each boot), e.g.
+    # "tcp:GUEST_IP:PORT-cmd:socat STDIO TCP:127.0.0.1:HOST_PORT" (a program per connection). The
+    # guest then gets a NIC on QEMU user networking with restrict=on: it reaches that one host
+    # loopback port and nothing else. None (default): -nic none.
     guestfwd: Optional[Callable[[], str]] = None
 
 

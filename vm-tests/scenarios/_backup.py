@@ -64,8 +64,10 @@ def host_port(var: str) -> int:
 
 
 def guestfwd(var: str, guest_port: int):
-    """Scenario.guestfwd for the server whose host port is in $VAR."""
-    return lambda: f"tcp:{GUEST_IP}:{guest_port}-tcp:127.0.0.1:{host_port(var)}"
+    """Scenario.guestfwd for the server whose host port is in $VAR. A `cmd:` target: QEMU runs
+    socat for each guest connection (a `tcp:` target is one chardev connection made when QEMU
+    starts, shared by every guest connection, and broken once the server closes it)."""
+    return lambda: f"tcp:{GUEST_IP}:{guest_port}-cmd:socat STDIO TCP:127.0.0.1:{host_port(var)}"
 
 
 def servers(*args: str):

@@ -308,8 +308,9 @@ impl Store {
     }
 }
 
-/// Client settings shared by every cloud service: dbhost's resolver, sane timeouts for big
-/// parts, HTTP only when the endpoint itself says http://.
+/// Client settings shared by every cloud service: dbhost's resolver and bundled roots, timeouts
+/// that let big parts through but not a stalled connection, HTTP only when the endpoint itself
+/// says http://.
 fn client_options(host: &Host, endpoint: Option<&str>) -> ClientOptions {
     crate::net::install_crypto();
     let mut o = ClientOptions::new();
@@ -321,7 +322,10 @@ fn client_options(host: &Host, endpoint: Option<&str>) -> ClientOptions {
     o.with_dns_resolver(Arc::new(Resolver::from_host(host)))
         .with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")))
         .with_connect_timeout(Duration::from_secs(10))
-        .with_timeout(Duration::from_secs(600))
+        // A part of hundreds of MiB may take long on a slow link; a connection that stops
+        // moving fails within two minutes whatever the request.
+        .with_timeout(Duration::from_secs(3600))
+        .with_read_timeout(Duration::from_secs(120))
         .with_user_agent(reqwest::header::HeaderValue::from_static(concat!(
             "dbhost/",
             env!("CARGO_PKG_VERSION")
