@@ -24,7 +24,9 @@ from harness import Boot, Disk, Host, Scenario, expect, read_json, read_text  # 
 
 MB = int(os.environ.get("DBHOST_BACKUP_MB", "8"))
 ROWS, BLOBS = load_sizes(MB)
-NAME = "blob.backup.test"
+# Azurite takes the first label of a dotted host name as the account (production-style URLs,
+# as on Azure itself: ACCOUNT.blob.core.windows.net/CONTAINER/BLOB).
+NAME = "devstoreaccount1.blob.backup.test"
 CONTAINER = "dbhost-ci"
 PREFIX = f"roomsy-{RUN_TOKEN}"
 PROFILE_NAME = "backup-azure.toml"
@@ -33,7 +35,7 @@ KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr
 
 PROFILE_TOML = profile("vm-tests backup-azure: one data disk -> XFS at /datadrive -> MariaDB, backed up to Azurite", "dbdata", "mariadb", "mysql", f"""[backup]
 destination = "azure://{CONTAINER}/{PREFIX}"
-endpoint = "http://{NAME}:10000/devstoreaccount1"
+endpoint = "http://{NAME}:10000"
 account = "devstoreaccount1"
 credentials-file = "/etc/dbhost/backup.env"
 kind = "physical"
