@@ -94,7 +94,10 @@ def start(state: Path) -> dict:
     az = subprocess.Popen([str(azurite), "--blobHost", "127.0.0.1", "--blobPort", str(az_port), "--location",
                            str(state / "azurite"), "--skipApiVersionCheck", "--loose", "--silent"],
                           stdout=open(state / "azurite.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    # dbhost addresses S3-compatible endpoints path-style (http://HOST:PORT/BUCKET/KEY); without
+    # this moto would take a dotted host name's first label for the bucket (virtual-host style).
     s3 = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(s3_port)],
+                          env=dict(os.environ, S3_IGNORE_SUBDOMAIN_BUCKETNAME="true"),
                           stdout=open(state / "moto.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
     info = {"azurite": {"pid": az.pid, "port": az_port}, "s3": {"pid": s3.pid, "port": s3_port}}
     (state / "servers.json").write_text(json.dumps(info))
