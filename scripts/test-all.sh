@@ -58,6 +58,11 @@ cargo clippy --all-targets -- -D warnings
 stage "cargo test"
 cargo test --all 2>&1 | tee /tmp/dbhost-unit.log
 
+stage "signature corpus (real mkfs tools; blkid -p judges)"
+# Every image blkid names a type for must be refused by dbhost naming it; random bytes refused;
+# zeros blank. Installs its Debian packages itself; uses the binary cargo test just built.
+bash scripts/signature-corpus.sh target/debug/dbhost
+
 stage "static binary (build, runs without libc, same results on every fixture)"
 static_bin=$(bash scripts/build-static.sh | tail -n1)
 bash scripts/check-static.sh "$static_bin"

@@ -40,6 +40,7 @@ need_pkgs() {
   command -v debugfs >/dev/null || p+=(e2fsprogs)         # capture-redeploy reads the captured image
   command -v mdadm >/dev/null || p+=(mdadm)               # the md scenarios' oracle (mdadm --examine)
   command -v socat >/dev/null || p+=(socat)               # the backup scenarios' guestfwd (one per connection)
+  command -v mkfs.exfat >/dev/null || p+=(exfatprogs)     # exfat-refused: the exFAT disk is made on the host
   printf '%s\n' "${p[@]}"
 }
 missing=$(need_pkgs)

@@ -42,7 +42,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -88,7 +88,9 @@ class Disk:
     rotational: bool = False  # scsi only: rotation_rate=1 makes queue/rotational 0
     vendor: Optional[str] = None  # scsi only (e.g. Google / PersistentDisk)
     product: Optional[str] = None
-    image: Optional[str] = None  # use this file (copied) instead of a blank one
+    # use this file (copied) instead of a blank one; a callable is called when the disk is
+    # created (an image made on the host at run time, e.g. by scripts/signature_corpus.py)
+    image: Optional[Union[str, Callable[[], str]]] = None
 
     def serial_(self) -> str:
         return self.serial or self.name
@@ -366,7 +368,8 @@ class Run:
     def create_disk(self, d: Disk):
         p = self.disk_path(d)
         if d.image:
-            subprocess.run(["cp", "--sparse=always", d.image, str(p)], check=True)
+            src = d.image() if callable(d.image) else d.image
+            subprocess.run(["cp", "--sparse=always", str(src), str(p)], check=True)
         else:
             with open(p, "wb") as f:
                 f.truncate(size_bytes(d.size))

@@ -1,17 +1,13 @@
 //! Exact classification of every disk in every host-tree fixture (made by
 //! `scripts/gen-fixtures.py`), IMDS cache modes against a loopback fake, and capture → replay.
 
+mod common;
+
+use common::{copy_tree, fixture};
 use dbhost::detect::{self, CacheMode, DetectOptions, DiskRole, Inventory, Platform};
 use dbhost::host::Host;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 fn no_imds() -> DetectOptions {
     DetectOptions {
@@ -530,23 +526,6 @@ fn run_default(f: &str) -> Inventory {
         "unset DBHOST_IMDS_ENDPOINT to run the tests"
     );
     detect::detect(&Host::with_root(fixture(f)), &DetectOptions::default()).unwrap()
-}
-
-/// Copy a fixture (symlinks as symlinks) so a test can damage it.
-fn copy_tree(src: &std::path::Path, dst: &std::path::Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let (s, d) = (e.path(), dst.join(e.file_name()));
-        let ft = e.file_type().unwrap();
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&s).unwrap(), &d).unwrap();
-        } else if ft.is_dir() {
-            copy_tree(&s, &d);
-        } else {
-            std::fs::copy(&s, &d).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -138,7 +138,9 @@ pause_at copy:pass1:{P1_CUT} poweroff-2
 JOB3 = PRELUDE + f"""
 snapshot 3
 check "array assembled at boot" grep -q "active raid0" /proc/mdstat
-check "/datadrive mounted from md" sh -c 'findmnt -no SOURCE /datadrive | grep -q "^/dev/md"'
+# The mount is nofail (not ordered before local-fs.target) and nothing here requires it yet:
+# MariaDB still runs from the OS disk. Wait for it, bounded, rather than race the boot.
+check "/datadrive mounted from md" wait_until 120 sh -c 'findmnt -no SOURCE /datadrive | grep -q "^/dev/md"'
 wait_until 180 systemctl is-active mariadb
 check "MariaDB back on the old datadir after the cut" test "$(mysql -Nse 'SELECT @@datadir')" = /var/lib/mysql/
 start_writer

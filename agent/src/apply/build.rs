@@ -99,6 +99,8 @@ pub fn build(profile: &Profile, plan: &Plan, opts: &BuildOptions) -> Result<Vec<
         extra_options: profile.filesystem.mount_options.clone(),
         device_timeout: format!("{}s", profile.filesystem.device_timeout.0.as_secs()),
         owner,
+        // Level none: the disk itself gets the filesystem; an array is cleared by md.array.
+        wipe_first: plan.array.is_none() && plan.members.iter().any(|m| m.wipe),
     };
     steps.push(Box::new(MkfsStep(target.clone())));
     steps.push(Box::new(LockdownStep(target.clone())));

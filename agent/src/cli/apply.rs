@@ -128,17 +128,18 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
         ..Default::default()
     };
     let timeout = a.wait_disks.unwrap_or(prof.disks.wait_timeout.0);
+    let plan_opts = crate::plan::PlanOptions { wipe: a.wipe };
     let mut clock = super::detect::RealClock;
     let waited = super::detect::wait_for_disks(
         || crate::detect::detect(&ctx.host, &opts),
-        |inv| match crate::plan::plan(&prof, inv) {
+        |inv| match crate::plan::plan_with(&prof, inv, plan_opts) {
             Ok(_) => Vec::new(),
             Err(r) => waitable_reasons(&r.reasons),
         },
         timeout,
         &mut clock,
     )?;
-    let plan = match crate::plan::plan(&prof, &waited.inventory) {
+    let plan = match crate::plan::plan_with(&prof, &waited.inventory, plan_opts) {
         Ok(p) => p,
         Err(r) => {
             if ctx.output == OutputFormat::Json {

@@ -35,6 +35,13 @@ pub enum DebugCmd {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Probe image files or block devices (read-only) as detection probes a disk: signatures
+    /// found, and whether the contents are proven blank or would be refused, and why.
+    Probe {
+        /// Image files or block devices.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Write man pages (section 8) generated from the CLI definition into DIR.
     #[command(hide = true)]
     GenMan {
@@ -203,6 +210,21 @@ pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
             crate::errln!("{}: {} object(s) listed", store.name, keys.len());
             Ok(crate::exit::OK)
         }
+        DebugCmd::Probe { paths } => {
+            let probes = paths
+                .iter()
+                .map(|p| crate::detect::probe_image(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            match ctx.output {
+                OutputFormat::Json => super::output::print_json(&probes)?,
+                OutputFormat::Text => {
+                    for p in &probes {
+                        crate::outln!("{}", probe_line(p));
+                    }
+                }
+            }
+            Ok(crate::exit::OK)
+        }
         DebugCmd::GenMan { dir } => {
             for p in super::gen_docs::write_man(&dir)? {
                 crate::outln!("{}", p.display());
@@ -216,4 +238,21 @@ pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
             Ok(crate::exit::OK)
         }
     }
+}
+
+/// One image's verdict as a line: "PATH (SIZE bytes): VERDICT[: reasons]".
+fn probe_line(p: &crate::detect::ImageProbe) -> String {
+    let what = match p.verdict {
+        "blank" => "blank (no signature; the blank-proof regions read as zeros)".to_string(),
+        "md-member" => format!(
+            "md member (not blank; plan may adopt its array): {}",
+            p.signatures
+                .iter()
+                .map(|s| format!("{} at byte {}", s.kind, s.offset))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        v => format!("{v}: {}", p.reason),
+    };
+    format!("{} ({} bytes): {what}", p.path, p.size_bytes)
 }

@@ -461,6 +461,7 @@ mod tests {
             cache_mode: CacheMode::Unknown,
             signatures: vec![],
             md: None,
+            nonzero_at: None,
             missing_attributes: vec![],
             refusals,
         }

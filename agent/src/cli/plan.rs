@@ -16,6 +16,11 @@ pub struct PlanArgs {
     /// Plan against a saved inventory (`dbhost detect --output json`) instead of this host.
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<std::path::PathBuf>,
+
+    /// Show what `apply --wipe` would do: selected disks that only hold data nothing uses
+    /// (a signature, unrecognized bytes) are cleared and used.
+    #[arg(long)]
+    pub wipe: bool,
 }
 
 pub fn run(ctx: &Ctx, args: PlanArgs) -> anyhow::Result<i32> {
@@ -39,7 +44,12 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> anyhow::Result<i32> {
             det::detect(&ctx.host, &opts).context("detecting disks")?
         }
     };
-    emit(ctx.output, &args.profile, plan::plan(&prof, &inv))
+    let opts = plan::PlanOptions { wipe: args.wipe };
+    emit(
+        ctx.output,
+        &args.profile,
+        plan::plan_with(&prof, &inv, opts),
+    )
 }
 
 /// Print a plan or a refusal; returns the exit code (0, or 3 when refused).

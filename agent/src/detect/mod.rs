@@ -390,6 +390,7 @@ pub(crate) fn detect_with(r: &Reader, opts: &DetectOptions) -> Result<(Inventory
                 cache_mode: CacheMode::Unknown,
                 signatures: vec![],
                 md: None,
+                nonzero_at: None,
                 missing_attributes: missing,
                 refusals: vec![Refusal::NotADisk {
                     what: what.to_string(),
@@ -468,10 +469,11 @@ pub(crate) fn detect_with(r: &Reader, opts: &DetectOptions) -> Result<(Inventory
         }
 
         let size_bytes = size_sectors.unwrap_or(0) * 512;
-        let (signatures, md, probe_error) = match probe_contents(r, name, size_bytes, &mut extras) {
-            Ok(p) => (p.signatures, p.md, None),
-            Err(e) => (vec![], None, Some(e)),
-        };
+        let (signatures, md, nonzero_at, probe_error) =
+            match probe_contents(r, name, size_bytes, &mut extras) {
+                Ok(p) => (p.signatures, p.md, p.nonzero_at, None),
+                Err(e) => (vec![], None, None, Some(e)),
+            };
         if let Some(e) = &probe_error {
             missing.push(format!("contents ({e})"));
         }
@@ -523,6 +525,7 @@ pub(crate) fn detect_with(r: &Reader, opts: &DetectOptions) -> Result<(Inventory
             cache_mode: CacheMode::Unknown,
             signatures,
             md,
+            nonzero_at,
             missing_attributes: missing,
             refusals,
         });
@@ -639,14 +642,63 @@ fn probe_contents(
 }
 
 fn probe_file(node: &Path, size: u64) -> std::result::Result<probe::ProbeResult, String> {
-    let f = std::fs::File::open(node).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            "permission denied; reading disk contents needs root".to_string()
-        } else {
-            e.to_string()
-        }
-    })?;
+    let f = std::fs::File::open(node).map_err(|e| open_error(&e, crate::host::is_root()))?;
     probe::probe(std::io::BufReader::new(f), size).map_err(|e| format!("reading: {e}"))
+}
+
+/// Why a device could not be opened for reading, in words: what the kernel answered, and that
+/// reading disk contents needs root only when it is a permission error and dbhost is not root.
+fn open_error(e: &std::io::Error, root: bool) -> String {
+    let denied = matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM));
+    if denied && !root {
+        format!("opening for reading: {e}; reading disk contents needs root")
+    } else {
+        format!("opening for reading: {e}")
+    }
+}
+
+/// What `dbhost debug probe` reports for one file or device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageProbe {
+    pub path: String,
+    pub size_bytes: u64,
+    /// `blank`, `md-member` (an intact md v1.x member: adoptable, not blank) or `refused`.
+    pub verdict: &'static str,
+    pub signatures: Vec<Signature>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md: Option<MdMember>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonzero_at: Option<u64>,
+    /// What detection would refuse a disk with these contents for (empty when blank).
+    pub refusals: Vec<Refusal>,
+    /// The refusals as one line, with the `--wipe` hint, as `detect` prints them.
+    pub reason: String,
+}
+
+/// Probe one image file or block device exactly as detection probes a disk (read-only): the
+/// same signatures, the same blank proof, the same content refusals.
+pub fn probe_image(path: &Path) -> Result<ImageProbe> {
+    let shown = path.display().to_string();
+    let size = crate::md::content_size_of(path)?;
+    let res = probe_file(path, size).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let refusals = roles::content_refusals(&res.signatures, res.md.as_ref(), res.nonzero_at);
+    let verdict = if !refusals.is_empty() {
+        "refused"
+    } else if res.md.is_some() {
+        "md-member"
+    } else {
+        "blank"
+    };
+    Ok(ImageProbe {
+        path: shown,
+        size_bytes: size,
+        verdict,
+        reason: describe_refusals(&refusals),
+        signatures: res.signatures,
+        md: res.md,
+        nonzero_at: res.nonzero_at,
+        refusals,
+    })
 }
 
 fn capture_record(
@@ -685,6 +737,29 @@ mod tests {
         assert_eq!(not_a_disk("sr0"), Some("optical drive"));
         assert_eq!(not_a_disk("sda"), None);
         assert_eq!(not_a_disk("ramoops"), None);
+    }
+
+    #[test]
+    fn open_error_names_the_kernel_answer_and_root_only_when_not_root() {
+        let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+        let as_root = open_error(&denied, true);
+        assert!(as_root.contains("Permission denied"), "{as_root}");
+        assert!(!as_root.contains("root"), "{as_root}");
+        let as_user = open_error(&denied, false);
+        assert!(as_user.contains("Permission denied"), "{as_user}");
+        assert!(
+            as_user.ends_with("reading disk contents needs root"),
+            "{as_user}"
+        );
+        // not a permission problem: no word about root, whoever runs it
+        let eio = std::io::Error::from_raw_os_error(libc::EIO);
+        for root in [true, false] {
+            let t = open_error(&eio, root);
+            assert!(
+                t.contains("Input/output error") && !t.contains("root"),
+                "{t}"
+            );
+        }
     }
 
     #[test]

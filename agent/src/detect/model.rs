@@ -71,7 +71,8 @@ pub enum Transport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     /// "gpt", "gpt-backup", "mbr", "ext4", "xfs", "btrfs", "swap", "lvm2", "luks", "md-0.90",
-    /// "md-1.0", "md-1.1", "md-1.2", "ntfs", "vfat", "iso9660", "bcache", "zfs".
+    /// "md-1.0", "md-1.1", "md-1.2", "ntfs", "vfat", "exfat", "f2fs", "zfs", … (every kind is
+    /// listed, with its offset, in `detect/probe/kinds.rs` and `docs/detect-schema.md`).
     pub kind: String,
     /// Byte offset of the magic that identified it.
     pub offset: u64,
@@ -125,6 +126,10 @@ pub enum Refusal {
         kind: String,
         offset: u64,
     },
+    /// No signature dbhost knows, but the regions that prove a disk blank are not all zeros.
+    UnrecognizedData {
+        offset: u64,
+    },
     Mounted {
         mountpoint: String,
     },
@@ -173,6 +178,10 @@ impl std::fmt::Display for Refusal {
             Refusal::HoldsSignature { kind, offset } => {
                 write!(f, "holds a {kind} signature at byte {offset}")
             }
+            Refusal::UnrecognizedData { offset } => write!(
+                f,
+                "holds unrecognized data (non-zero bytes at offset {offset})"
+            ),
             Refusal::Mounted { mountpoint } => write!(f, "mounted at {mountpoint}"),
             Refusal::Swap => write!(f, "in use as swap"),
             Refusal::HeldBy { holders } => write!(f, "held by {}", holders.join(", ")),
@@ -196,12 +205,14 @@ impl std::fmt::Display for Refusal {
 }
 
 impl Refusal {
-    /// Refusals that `--wipe` cannot lift: what the disk is (OS, resource, not a disk) or that
-    /// something uses it right now (mounted, swap, held, read-only).
+    /// Refusals that `--wipe` cannot lift: what the disk is (OS, resource, not a disk), that
+    /// something uses it right now (mounted, swap, held, read-only), or partitions (dbhost never
+    /// deletes partitions: the kernel holds them as devices of their own).
     fn wipe_cannot_help(&self) -> bool {
         matches!(
             self,
-            Refusal::OsDisk
+            Refusal::HasPartitions { .. }
+                | Refusal::OsDisk
                 | Refusal::ResourceDisk
                 | Refusal::LocalEphemeral
                 | Refusal::NotADisk { .. }
@@ -231,7 +242,9 @@ pub fn wipe_hint<'a>(refusals: impl Iterator<Item = &'a Refusal> + Clone) -> &'s
     let holds_data = refusals.clone().any(|r| {
         matches!(
             r,
-            Refusal::HoldsSignature { .. } | Refusal::HasPartitions { .. }
+            Refusal::HoldsSignature { .. }
+                | Refusal::UnrecognizedData { .. }
+                | Refusal::HasPartitions { .. }
         )
     });
     if holds_data && !refusals.into_iter().any(|r| r.wipe_cannot_help()) {
@@ -283,6 +296,10 @@ pub struct Disk {
     pub signatures: Vec<Signature>,
     /// A v1.x md superblock, if one is present and valid.
     pub md: Option<MdMember>,
+    /// With no signature found: the first non-zero byte in the regions that prove a disk blank
+    /// (`None`: proven blank, or a signature was found).
+    #[serde(default)]
+    pub nonzero_at: Option<u64>,
     /// Attributes that could not be read (reported, never a panic).
     pub missing_attributes: Vec<String>,
     /// Empty = intrinsic data candidate (profile filters are applied by `plan`).
@@ -294,9 +311,13 @@ impl Disk {
     pub fn is_candidate(&self) -> bool {
         self.refusals.is_empty()
     }
-    /// A blank disk: no signature of any kind, no partitions.
+    /// A blank disk: no signature of any kind, no partitions, and the blank-proof regions read
+    /// as zeros.
     pub fn is_blank(&self) -> bool {
-        self.signatures.is_empty() && self.partitions.is_empty() && self.md.is_none()
+        self.signatures.is_empty()
+            && self.partitions.is_empty()
+            && self.md.is_none()
+            && self.nonzero_at.is_none()
     }
     /// `/dev/disk/by-id/...` path suitable for a stable reference, if any.
     pub fn stable_id(&self) -> Option<&str> {
@@ -346,7 +367,8 @@ mod tests {
         let parts = Refusal::HasPartitions {
             partitions: vec!["sdc1".into()],
         };
-        assert!(describe_refusals(&[parts]).contains(hint));
+        // dbhost never deletes partitions, so --wipe would not help there.
+        assert!(!describe_refusals(&[parts.clone(), sig()]).contains(hint));
         for blocker in [
             Refusal::OsDisk,
             Refusal::ResourceDisk,
@@ -366,5 +388,9 @@ mod tests {
             );
         }
         assert_eq!(describe_refusals(&[Refusal::OsDisk]), "OS disk");
+        assert_eq!(
+            describe_refusals(&[Refusal::UnrecognizedData { offset: 42 }]),
+            "holds unrecognized data (non-zero bytes at offset 42) (wipe it explicitly with --wipe if it is really unused)"
+        );
     }
 }

@@ -310,22 +310,34 @@ pub(crate) fn eligibility(d: &mut Disk) {
             holders: d.holders.clone(),
         });
     }
-    // An intact md v1.x member is left to `plan` (adoption); anything else refuses.
-    let adoptable =
-        d.md.as_ref()
-            .filter(|m| m.checksum_ok)
-            .map(|m| format!("md-1.{}", m.minor_version));
-    for s in &d.signatures {
-        if adoptable.as_deref() == Some(s.kind.as_str()) {
-            continue;
-        }
-        out.push(Refusal::HoldsSignature {
-            kind: s.kind.clone(),
-            offset: s.offset,
-        });
-    }
+    out.extend(content_refusals(&d.signatures, d.md.as_ref(), d.nonzero_at));
     out.append(&mut d.refusals);
     d.refusals = out;
+}
+
+/// What a disk's contents alone refuse: every signature but an intact md v1.x member's own
+/// superblock (left to `plan`, which adopts complete arrays), and, where no signature was found,
+/// non-zero bytes in the regions that prove a disk blank.
+pub fn content_refusals(
+    signatures: &[Signature],
+    md: Option<&MdMember>,
+    nonzero_at: Option<u64>,
+) -> Vec<Refusal> {
+    let adoptable = md
+        .filter(|m| m.checksum_ok)
+        .map(|m| format!("md-1.{}", m.minor_version));
+    let mut out: Vec<Refusal> = signatures
+        .iter()
+        .filter(|s| adoptable.as_deref() != Some(s.kind.as_str()))
+        .map(|s| Refusal::HoldsSignature {
+            kind: s.kind.clone(),
+            offset: s.offset,
+        })
+        .collect();
+    if let Some(offset) = nonzero_at.filter(|_| signatures.is_empty() && md.is_none()) {
+        out.push(Refusal::UnrecognizedData { offset });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -362,6 +374,7 @@ mod tests {
             cache_mode: CacheMode::Unknown,
             signatures: vec![],
             md: None,
+            nonzero_at: None,
             missing_attributes: vec![],
             refusals: vec![],
         }
@@ -425,9 +438,8 @@ mod tests {
         assert_eq!((d.role.clone(), d.lun), (DiskRole::Os, None));
     }
 
-    #[test]
-    fn md_members_and_other_refusals() {
-        let md = MdMember {
+    fn md_member() -> MdMember {
+        MdMember {
             array_uuid: "a:b:c:d".into(),
             name: "data".into(),
             level: 0,
@@ -441,12 +453,45 @@ mod tests {
             data_offset: 2048,
             data_size: 1,
             checksum_ok: true,
-        };
-        let sig = |k: &str, o| Signature {
-            kind: k.into(),
-            offset: o,
+        }
+    }
+    fn sig(kind: &str, offset: u64) -> Signature {
+        Signature {
+            kind: kind.into(),
+            offset,
             detail: None,
-        };
+        }
+    }
+
+    #[test]
+    fn content_refusals_leave_md_members_to_plan_and_refuse_unknown_bytes() {
+        let md = md_member();
+        assert_eq!(
+            content_refusals(&[sig("md-1.2", 4096)], Some(&md), None),
+            vec![]
+        );
+        assert_eq!(
+            content_refusals(&[], None, Some(7)),
+            vec![Refusal::UnrecognizedData { offset: 7 }]
+        );
+        assert_eq!(
+            content_refusals(&[sig("exfat", 3)], None, None),
+            vec![Refusal::HoldsSignature {
+                kind: "exfat".into(),
+                offset: 3
+            }]
+        );
+        assert_eq!(content_refusals(&[], None, None), vec![]);
+        // eligibility puts it on the disk
+        let mut d = disk("sdc", Transport::Scsi);
+        d.nonzero_at = Some(7);
+        eligibility(&mut d);
+        assert_eq!(d.refusals, vec![Refusal::UnrecognizedData { offset: 7 }]);
+    }
+
+    #[test]
+    fn md_members_and_other_refusals() {
+        let md = md_member();
         let mut d = disk("sdc", Transport::Scsi);
         d.md = Some(md.clone());
         d.signatures = vec![sig("md-1.2", 4096), sig("md-1.0", 999)];

@@ -23,6 +23,9 @@ pub struct FsTarget {
     pub device_timeout: String,
     /// Owner tag for fstab.
     pub owner: String,
+    /// `--wipe` allowed clearing this device (a disk of level none that held data): whatever is
+    /// on it is cleared before mkfs instead of refused.
+    pub wipe_first: bool,
 }
 
 /// What is at the start of the device.
@@ -106,7 +109,14 @@ impl Step for MkfsStep {
                 t.device
             )));
         }
-        Ok(match read_content(cx.host, &t.device)? {
+        let content = read_content(cx.host, &t.device)?;
+        if t.wipe_first && content != DeviceContent::Blank {
+            return Ok(Observation::Todo(format!(
+                "{} holds data; --wipe: clear it, then make the filesystem",
+                t.device
+            )));
+        }
+        Ok(match content {
             DeviceContent::Blank => Observation::Todo(format!("{} is blank", t.device)),
             DeviceContent::Fs(ty, u) if ty == t.fs => {
                 Observation::Done(format!("{} already holds {ty} UUID {u}; keeping it (never mkfs over a filesystem)", t.device))
@@ -123,6 +133,9 @@ impl Step for MkfsStep {
     }
     fn apply(&self, cx: &mut ApplyCx<'_>) -> Result<Outcome> {
         let t = &self.0;
+        if t.wipe_first && read_content(cx.host, &t.device)? != DeviceContent::Blank {
+            crate::md::array::clear_metadata(cx.host, &t.device)?;
+        }
         let uuid = random_uuid().context("generating a filesystem UUID")?;
         let spec = MkfsSpec {
             fs: t.fs,
@@ -368,6 +381,7 @@ mod tests {
             extra_options: vec![],
             device_timeout: "30s".into(),
             owner: "dbdata".into(),
+            wipe_first: false,
         }
     }
 
@@ -482,6 +496,43 @@ mod tests {
         ext[1024 + 57] = 0xEF;
         let (_d2, h2) = host_with(&ext);
         assert!(matches!(observe_all(&h2)[0], Observation::Conflict(_)));
+    }
+
+    #[test]
+    fn wipe_first_turns_foreign_content_into_work_and_clears_it() {
+        let (_d, h) = host_with(&[0x5a; 3 << 20]);
+        let exec = FakeExec::new();
+        let mut j = Journal::scratch();
+        let mut u = Undo::disabled();
+        let mut p = |_: &str, _: u64, _: u64| {};
+        let mut cx = ApplyCx {
+            host: &h,
+            exec: &exec,
+            undo: &mut u,
+            journal: &mut j,
+            facts: Default::default(),
+            progress: &mut p,
+        };
+        let t = FsTarget {
+            wipe_first: true,
+            ..target()
+        };
+        let obs = MkfsStep(t.clone()).observe(&mut cx).unwrap();
+        assert!(
+            matches!(&obs, Observation::Todo(w) if w.contains("--wipe")),
+            "{obs:?}"
+        );
+        crate::md::array::clear_metadata(&h, &t.device).unwrap();
+        let after = std::fs::read(h.path(&t.device)).unwrap();
+        assert_eq!(after.len(), 3 << 20, "the device keeps its size");
+        let mib = 1 << 20;
+        assert!(after[..mib].iter().all(|b| *b == 0), "first MiB cleared");
+        assert!(after[2 * mib..].iter().all(|b| *b == 0), "last MiB cleared");
+        assert!(
+            after[mib..2 * mib].iter().any(|b| *b != 0),
+            "only metadata regions"
+        );
+        assert_eq!(read_content(&h, &t.device).unwrap(), DeviceContent::Blank);
     }
 
     #[test]

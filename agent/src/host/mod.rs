@@ -13,6 +13,11 @@ pub use files::{atomic_write, fsync_dir, random_bytes, random_uuid, read_trimmed
 
 use std::path::{Path, PathBuf};
 
+/// Whether dbhost runs with root's effective uid (messages only mention root when it does not).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
 /// A host root: `/` on a real machine, a temp dir in tests, a replayed capture, or a mounted image.
 #[derive(Debug, Clone)]
 pub struct Host {

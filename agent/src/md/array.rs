@@ -144,7 +144,13 @@ fn swaps_of(host: &Host, knames: &[String]) -> bool {
     })
 }
 
-/// Size in bytes and open handle of a device or image file.
+/// Size in bytes of a device or image file (opened read-only).
+pub fn content_size_of(path: &Path) -> Result<u64> {
+    let f = File::open(path).with_context(|| format!("opening {} for reading", path.display()))?;
+    content_size(&f, path)
+}
+
+/// Size in bytes of an open device or image file.
 fn content_size(f: &File, path: &Path) -> Result<u64> {
     let md = f
         .metadata()
@@ -555,6 +561,30 @@ fn zero_range(f: &mut File, node: &str, off: u64, len: u64) -> Result<()> {
             .with_context(|| format!("zeroing {node} at byte {}", off + len - left))?;
         left -= n as u64;
     }
+    Ok(())
+}
+
+/// Zero the metadata regions of a whole device that `--wipe` allowed clearing (the same ranges
+/// a new member gets: first and last MiB, every md superblock location), with the device opened
+/// exclusively (the kernel refuses while anything mounts or holds it), then fsync.
+pub fn clear_metadata(host: &Host, device: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = host.path(device);
+    let node = p.display().to_string();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_EXCL)
+        .open(&p)
+        .with_context(|| format!("opening {node} exclusively to clear it"))?;
+    let size = f
+        .seek(SeekFrom::End(0))
+        .with_context(|| format!("reading the size of {node}"))?;
+    for (off, len) in model::wipe_ranges(size) {
+        zero_range(&mut f, &node, off, len)?;
+    }
+    f.sync_all().with_context(|| format!("fsync {node}"))?;
+    let _ = sys::flush_buffers(&f, &node);
     Ok(())
 }
 

@@ -14,8 +14,8 @@ pub mod superblock;
 pub mod sys;
 
 pub use array::{
-    assemble_all, assemble_group, create, examine, stop, ArrayRef, AssembleOptions, AssembleReport,
-    Outcome,
+    assemble_all, assemble_group, content_size_of, create, examine, stop, ArrayRef,
+    AssembleOptions, AssembleReport, Outcome,
 };
 pub use boot::{install_boot_unit, BootUnitOptions};
 pub use model::{ArrayName, CreateRequest};

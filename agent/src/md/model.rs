@@ -216,6 +216,21 @@ pub fn wipe_ranges(size_bytes: u64) -> Vec<(u64, u64)> {
     v
 }
 
+/// What to zero on a new member: [`wipe_ranges`] plus the first MiB of its data area, so the
+/// new array starts with zeros (chunk by chunk, the array's first bytes are the members' first
+/// data bytes): whatever a cleared disk held there cannot look like a filesystem to the mkfs
+/// that follows, also when a re-run after a crash finds the array already made.
+pub fn member_wipe_ranges(size_bytes: u64, data_offset_sectors: u64) -> Vec<(u64, u64)> {
+    const MIB: u64 = 1 << 20;
+    let mut v = wipe_ranges(size_bytes);
+    let start = data_offset_sectors * 512;
+    let len = MIB.min(size_bytes.saturating_sub(start));
+    if len > 0 && !v.iter().any(|(o, l)| start >= *o && start + len <= o + l) {
+        v.push((start, len));
+    }
+    v
+}
+
 /// A create request as the CLI or the apply engine states it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateRequest {
@@ -396,7 +411,7 @@ pub fn plan_create(
         .enumerate()
         .map(|(i, f)| MemberPlan {
             facts: f.clone(),
-            wipe: wipe_ranges(f.size_bytes),
+            wipe: member_wipe_ranges(f.size_bytes, data_offset),
             destroys: f.contents(),
             superblock: spec.member(i as u32, f.sectors(), uuids()),
         })
@@ -856,6 +871,12 @@ mod tests {
         };
         assert!(p.members[1].destroys[0].contains("XFS"));
         assert_eq!(p.members[1].wipe[0], (0, 1 << 20));
+        // The first MiB of every member's data area is zeroed too: the new array starts with
+        // zeros, whatever the cleared disk held there.
+        let start = p.spec.data_offset * 512;
+        for m in &p.members {
+            assert!(m.wipe.contains(&(start, 1 << 20)), "{:?}", m.wipe);
+        }
     }
 
     #[test]

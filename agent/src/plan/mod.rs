@@ -64,6 +64,9 @@ pub struct Member {
     pub size_bytes: u64,
     /// The path apply should use: a `/dev/disk/by-id` link when there is one.
     pub path: String,
+    /// Held data that `--wipe` allowed clearing: apply zeroes its metadata regions first.
+    #[serde(default)]
+    pub wipe: bool,
 }
 
 /// State of a disk for this profile.
@@ -83,6 +86,9 @@ pub enum DiskState {
     OwnFilesystem,
     /// Selected, but holds data or is in use (see reasons): never written.
     Busy,
+    /// Selected and holds data nothing uses (a signature, unrecognized bytes; see reasons), and
+    /// `--wipe` was given: cleared before it becomes a member.
+    Wipe,
 }
 
 /// Plan-specific reasons about a disk (the rest are detection's [`Refusal`]s).
@@ -430,16 +436,35 @@ fn member(role: u32, d: &Disk) -> Member {
         model: d.model.clone(),
         size_bytes: d.size_bytes,
         path: member_path(d),
+        wipe: false,
     }
+}
+
+/// Options of a plan that come from the command line, not the profile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// `--wipe`: selected disks that only hold data nothing uses may be cleared and used.
+    pub wipe: bool,
 }
 
 /// Compute the plan. Pure: reads only `profile` and `inv`.
 pub fn plan(profile: &Profile, inv: &Inventory) -> Result<Plan, PlanRefusal> {
+    plan_with(profile, inv, PlanOptions::default())
+}
+
+/// [`plan`] with command-line options.
+pub fn plan_with(
+    profile: &Profile,
+    inv: &Inventory,
+    opts: PlanOptions,
+) -> Result<Plan, PlanRefusal> {
     // Every disk, classified, in the stable order (LUN, serial, name).
     let mut disks: Vec<&Disk> = inv.disks.iter().collect();
     disks.sort_by(|a, b| select::stable_order(a, b));
-    let mut verdicts: Vec<DiskVerdict> =
-        disks.iter().map(|d| select::classify(profile, d)).collect();
+    let mut verdicts: Vec<DiskVerdict> = disks
+        .iter()
+        .map(|d| select::classify(profile, d, opts.wipe))
+        .collect();
 
     if !profile.disks.platform.accepts(inv.platform) {
         return Err(refuse(
@@ -466,6 +491,7 @@ pub fn plan(profile: &Profile, inv: &Inventory) -> Result<Plan, PlanRefusal> {
     };
     let busy = names(&|s| *s == DiskState::Busy);
     let blank = names(&|s| *s == DiskState::Blank);
+    let wiped = names(&|s| *s == DiskState::Wipe);
     let members = names(&|s| matches!(s, DiskState::Member { .. }));
     let own_fs = names(&|s| *s == DiskState::OwnFilesystem);
     if !busy.is_empty() {
@@ -496,9 +522,15 @@ pub fn plan(profile: &Profile, inv: &Inventory) -> Result<Plan, PlanRefusal> {
     let decision;
     let chosen: Vec<(u32, usize)>; // (role, index into disks)
     let mut warnings = Vec::new();
-    if blank.len() == sel.len() {
+    if blank.len() + wiped.len() == sel.len() {
         if !count_ok(sel.len()) {
             return Err(refuse(inv, vec![count_refusal(sel.len())], verdicts));
+        }
+        if !wiped.is_empty() {
+            warnings.push(format!(
+                "--wipe: {} will be cleared (the data on it is lost)",
+                wiped.join(", ")
+            ));
         }
         decision = DisksDecision::Create;
         chosen = sel
@@ -554,7 +586,13 @@ pub fn plan(profile: &Profile, inv: &Inventory) -> Result<Plan, PlanRefusal> {
         ));
     }
 
-    let member_list: Vec<Member> = chosen.iter().map(|&(r, i)| member(r, disks[i])).collect();
+    let member_list: Vec<Member> = chosen
+        .iter()
+        .map(|&(r, i)| Member {
+            wipe: verdicts[i].state == DiskState::Wipe,
+            ..member(r, disks[i])
+        })
+        .collect();
     let n = member_list.len() as u32;
 
     // --- array geometry

@@ -189,6 +189,7 @@ fn state_name(s: &DiskState) -> String {
         },
         DiskState::OwnFilesystem => "own filesystem".into(),
         DiskState::Busy => "busy".into(),
+        DiskState::Wipe => "WIPE (--wipe)".into(),
     }
 }
 
@@ -216,12 +217,16 @@ pub fn disk_table(disks: &[DiskVerdict]) -> String {
                         .map(|r| r.to_string())
                         .collect::<Vec<_>>()
                         .join("; ")
-                        + crate::detect::model::wipe_hint(d.reasons.iter().filter_map(
-                            |r| match r {
-                                super::DiskReason::Disk(x) => Some(x),
-                                super::DiskReason::Plan(_) => None,
-                            },
-                        ))
+                        + if d.state == DiskState::Wipe {
+                            " (cleared: --wipe was given)"
+                        } else {
+                            crate::detect::model::wipe_hint(d.reasons.iter().filter_map(
+                                |r| match r {
+                                    super::DiskReason::Disk(x) => Some(x),
+                                    super::DiskReason::Plan(_) => None,
+                                },
+                            ))
+                        }
                 },
             ]
         })

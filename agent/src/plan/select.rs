@@ -149,8 +149,19 @@ fn own_filesystem(p: &Profile, d: &Disk, blocking: &[Refusal]) -> bool {
         && (mounted_here || detail_has_label(sig.detail.as_deref(), &p.filesystem.label))
 }
 
-/// Classify one disk for this profile.
-pub fn classify(p: &Profile, d: &Disk) -> DiskVerdict {
+/// Refusals that only say the disk holds data (a signature, unrecognized bytes): what `--wipe`
+/// may clear. Anything else (in use, partitions, the OS disk, ...) it never touches.
+fn only_holds_data(r: &Refusal) -> bool {
+    matches!(
+        r,
+        Refusal::HoldsSignature { .. } | Refusal::UnrecognizedData { .. }
+    )
+}
+
+/// Classify one disk for this profile. `wipe`: the user passed `--wipe`, so a selected disk that
+/// only holds data nobody uses becomes [`DiskState::Wipe`] instead of [`DiskState::Busy`]; an md
+/// member or the profile's own filesystem is still adopted, never wiped.
+pub fn classify(p: &Profile, d: &Disk, wipe: bool) -> DiskVerdict {
     let intrinsic: Vec<Refusal> = d
         .refusals
         .iter()
@@ -204,7 +215,11 @@ pub fn classify(p: &Profile, d: &Disk) -> DiskVerdict {
         v.state = DiskState::OwnFilesystem;
         return v;
     }
-    v.state = DiskState::Busy;
+    v.state = if wipe && intrinsic.iter().all(only_holds_data) {
+        DiskState::Wipe
+    } else {
+        DiskState::Busy
+    };
     v.reasons = intrinsic.into_iter().map(DiskReason::Disk).collect();
     if v.reasons.is_empty() {
         // Not refused by detection, yet not blank: say what is there.
@@ -215,6 +230,10 @@ pub fn classify(p: &Profile, d: &Disk) -> DiskVerdict {
             .chain(
                 (!d.partitions.is_empty())
                     .then(|| format!("partitions {}", d.partitions.join(", "))),
+            )
+            .chain(
+                d.nonzero_at
+                    .map(|o| format!("unrecognized data (non-zero bytes at offset {o})")),
             )
             .collect::<Vec<_>>();
         v.reasons

@@ -609,6 +609,31 @@ fn selected_disk_holding_data_refuses_and_says_what() {
 }
 
 #[test]
+fn selected_disk_with_unrecognized_data_refuses_even_without_a_refusal() {
+    let p = shipped("azure-mysql.toml");
+    let mut i = azure_two_blank();
+    i.disks[2].nonzero_at = Some(4096);
+    i.disks[2].refusals = vec![Refusal::UnrecognizedData { offset: 4096 }];
+    let r = plan(&p, &i).unwrap_err();
+    assert_eq!(
+        r.reasons,
+        vec![RefusalReason::Busy {
+            disks: vec!["sdd".into()]
+        }]
+    );
+    let text = r.to_string();
+    assert!(text.contains("busy      holds unrecognized data (non-zero bytes at offset 4096) (wipe it explicitly with --wipe if it is really unused)\n"), "{text}");
+    // an inventory that carries the offset but not the refusal (made by hand, or by an older
+    // dbhost) is not blank either: plan says what is there
+    i.disks[2].refusals.clear();
+    let text = plan(&p, &i).unwrap_err().to_string();
+    assert!(
+        text.contains("unrecognized data (non-zero bytes at offset 4096)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn single_disk_profile_uses_the_disk_directly() {
     let p = shipped("single-disk-test.toml");
     let mut i = azure_two_blank();
@@ -796,4 +821,87 @@ fn apply_tunes_before_the_relocation_so_the_move_restart_applies_the_settings() 
     assert!(at("tune") < at("db.preflight"), "{ids:?}");
     assert!(at("tune") < at("db.stop"), "{ids:?}");
     assert_eq!(ids.last().map(String::as_str), Some("db.health"), "{ids:?}");
+}
+
+fn with_exfat(mut d: Disk) -> Disk {
+    d.signatures = vec![Signature {
+        kind: "exfat".into(),
+        offset: 3,
+        detail: None,
+    }];
+    d.refusals = vec![Refusal::HoldsSignature {
+        kind: "exfat".into(),
+        offset: 3,
+    }];
+    d
+}
+
+#[test]
+fn wipe_clears_disks_that_only_hold_data_and_says_so() {
+    let p = shipped("azure-mysql.toml");
+    let mut i = azure_two_blank();
+    i.disks[2] = with_exfat(i.disks[2].clone());
+    i.disks[3].nonzero_at = Some(4096);
+    i.disks[3].refusals = vec![Refusal::UnrecognizedData { offset: 4096 }];
+    // Without --wipe: refused, and the hint says what would help.
+    assert!(plan(&p, &i).is_err());
+    let pl = plan_with(&p, &i, PlanOptions { wipe: true }).unwrap();
+    assert_eq!(pl.decision, DisksDecision::Create);
+    let wiped: Vec<_> = pl
+        .members
+        .iter()
+        .filter(|m| m.wipe)
+        .map(|m| &m.name)
+        .collect();
+    assert_eq!(wiped.len(), 2, "{:?}", pl.members);
+    assert!(
+        pl.warnings
+            .iter()
+            .any(|w| w.contains("--wipe") && w.contains("lost")),
+        "{:?}",
+        pl.warnings
+    );
+    let text = pl.to_string();
+    assert!(text.contains("WIPE (--wipe)"), "{text}");
+    assert!(text.contains("(cleared: --wipe was given)"), "{text}");
+}
+
+#[test]
+fn wipe_never_clears_what_is_in_use_partitioned_or_an_array() {
+    let p = shipped("azure-mysql.toml");
+    let wipe = PlanOptions { wipe: true };
+    // Mounted: in use, whatever --wipe says.
+    let mut i = azure_two_blank();
+    i.disks[2] = with_exfat(i.disks[2].clone());
+    i.disks[2].mountpoints = vec!["/mnt/x".into()];
+    i.disks[2].refusals.push(Refusal::Mounted {
+        mountpoint: "/mnt/x".into(),
+    });
+    let r = plan_with(&p, &i, wipe).unwrap_err();
+    assert!(matches!(r.reasons[0], RefusalReason::Busy { .. }), "{r}");
+    assert!(!r.to_string().contains("--wipe if"), "{r}");
+    // Partitions: dbhost never deletes partitions; no hint either.
+    let mut i = azure_two_blank();
+    i.disks[2].partitions = vec!["sdd1".into()];
+    i.disks[2].refusals = vec![
+        Refusal::HasPartitions {
+            partitions: vec!["sdd1".into()],
+        },
+        Refusal::HoldsSignature {
+            kind: "gpt".into(),
+            offset: 512,
+        },
+    ];
+    let r = plan_with(&p, &i, wipe).unwrap_err();
+    assert!(matches!(r.reasons[0], RefusalReason::Busy { .. }), "{r}");
+    assert!(!r.to_string().contains("--wipe if"), "{r}");
+    // The members of a complete array are adopted, never wiped (a re-run of `apply --wipe`
+    // must find the array the first run made).
+    let pl = plan_with(&p, &azure_array(UUID), wipe).unwrap();
+    assert!(
+        matches!(pl.decision, DisksDecision::AdoptArray { .. }),
+        "{:?}",
+        pl.decision
+    );
+    assert!(pl.members.iter().all(|m| !m.wipe));
 }
