@@ -246,12 +246,14 @@ fn setup(ctx: &Ctx, c: &Common) -> Result<std::result::Result<Setup, i32>> {
     Ok(Ok(Setup { profile, dest }))
 }
 
-/// Progress to stderr (text mode) or nowhere (JSON: the result document says it all).
+/// Progress lines on stderr: plain in text mode, as log lines in JSON mode (stdout carries the
+/// result document).
 fn sayer(ctx: &Ctx) -> impl FnMut(String) + '_ {
     move |line: String| {
-        tracing::info!("{line}");
         if ctx.output == OutputFormat::Text {
             crate::errln!("{line}");
+        } else {
+            tracing::info!("{line}");
         }
     }
 }
