@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
 t0=$SECONDS
-RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+# getrandom finds libc's getrandom() with dlsym(), which a static binary cannot do: it would fall
+# back to opening /dev/urandom (absent in an empty root). linux_getrandom links the call directly.
+RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"" \
   cargo build --release --locked --target "$target" -p dbhost >&2
 dir=${CARGO_TARGET_DIR:-target}
 case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac

@@ -59,6 +59,18 @@ fi
 stop_images() { [ -z "$img_pid" ] || kill -- -"$img_pid" 2>/dev/null || true; }
 trap 'stop_images; summary' EXIT
 
+stage "object-store servers for the backup tests (Azurite, moto)"
+# Installed under /var/cache/dbhost-backup-servers (pinned versions, see the script), started on
+# the host's loopback for cargo test (agent/tests/backup_servers.rs) and the VM suite's backup
+# scenarios, stopped when this script ends. Azurite is an npm package: Node.js and npm come from
+# Debian when the machine has none.
+command -v npm >/dev/null || apt_install nodejs npm
+python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv # moto's venv
+srv=$(mktemp -d /tmp/dbhost-backup-servers.XXXXXX)
+trap 'stop_images; python3 scripts/backup-servers.py stop "$srv"; rm -rf "$srv"; summary' EXIT
+eval "$(python3 scripts/backup-servers.py start "$srv")"
+python3 scripts/backup-servers.py selftest "$srv/selftest"
+
 stage "cargo fmt --check"
 cargo fmt --all -- --check
 stage "cargo clippy"

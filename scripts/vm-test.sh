@@ -12,7 +12,8 @@
 # under TCG (KVM only if a short probe boot succeeds; DBHOST_VM_ACCEL=tcg|kvm forces).
 # Logs of every run: vm-tests/runs/<scenario>/ (console-N.log, ttyS1-N.log, out-N/, cmd-N.txt);
 # micro-tier claims that shared a boot: vm-tests/runs/micro-gNN/ (out-N/claims/<claim>/).
-# Environment: DBHOST_BIN=path skips the build and uses that binary.
+# Environment: DBHOST_BIN=path skips the build and uses that binary. The backup scenarios get
+# Azurite and moto started here (or use DBHOST_AZURITE_PORT / DBHOST_S3_PORT when set).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -54,6 +55,7 @@ need_pkgs() {
   command -v make-bcache >/dev/null || p+=(bcache-tools)
   command -v pvcreate >/dev/null || p+=(lvm2)
   command -v sfdisk >/dev/null || p+=(fdisk)
+  command -v socat >/dev/null || p+=(socat)               # the backup scenarios' guestfwd (one per connection)
   printf '%s\n' "${p[@]}"
 }
 missing=$(need_pkgs)
@@ -114,6 +116,18 @@ if [ -n "${img_of[bookworm]:-}" ]; then
     micro+=(--micro "$name=$(python3 vm-tests/micro/build.py --image "$dir" --name "$name" \
       ${kernel:+--kernel "${kernel#:}"} | tail -n1)")
   done
+fi
+# The backup scenarios' object-store servers (Azurite, moto: scripts/backup-servers.py) on the
+# host's loopback, stopped when this script ends; skipped when the caller runs them already
+# (test-all.sh) or no backup scenario is selected.
+want_servers=0
+[ $# -eq 0 ] && want_servers=1
+for a in "$@"; do case "$a" in backup-*) want_servers=1 ;; esac; done
+if [ $want_servers = 1 ] && [ -z "${DBHOST_AZURITE_PORT:-}" ]; then
+  stage "object-store servers (Azurite, moto)"
+  srv=$(mktemp -d /tmp/dbhost-backup-servers.XXXXXX)
+  trap 'python3 "$repo/scripts/backup-servers.py" stop "$srv"; rm -rf "$srv"' EXIT
+  eval "$(python3 scripts/backup-servers.py start "$srv")"
 fi
 stage "scenarios"
 rc=0

@@ -14,7 +14,8 @@ A scenario (vm-tests/scenarios/<name>.py, a module-level SCENARIO = Scenario(...
     Boot.on_mark maps a guest marker ("VMTEST-MARK <name>" on ttyS1) to host actions:
       HotAdd(Disk), HotRemove(name), PowerOff() (hard: QMP quit), Delay(seconds) (emulation,
       e.g. "the disk arrives 20 s late", never used to synchronise).
-Guests run on a qcow2 overlay over the cached base image (never modified), with -nic none.
+Guests run on a qcow2 overlay over the cached base image (never modified), with -nic none (a
+scenario may opt into one guestfwd port on restricted user networking: Scenario.guestfwd).
 Job and results travel over virtio-9p shares (vmjob read-only, vmout), so the harness adds no
 block devices that dbhost's detection would see. The guest side is vm-tests/guest/ (in the
 image) and vm-tests/lib/guest-lib.sh (in every job).
@@ -195,6 +196,11 @@ class Scenario:
     mask: list = field(default_factory=list)  # units masked (systemd.mask=) on every boot
     profiles: dict = field(default_factory=dict)  # extra profile files: name -> TOML text
     suite: bool = True  # False: only run when named (e.g. `try`, the README's demo)
+    # Opt-in network: a function returning one QEMU guestfwd rule (called at each boot), e.g.
+    # "tcp:GUEST_IP:PORT-cmd:socat STDIO TCP:127.0.0.1:HOST_PORT" (a program per connection). The
+    # guest then gets a NIC on QEMU user networking with restrict=on: it reaches that one host
+    # loopback port and nothing else. None (default): -nic none.
+    guestfwd: Optional[Callable[[], str]] = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,6 +557,11 @@ class Run:
     def cloud_init_runs(self, boot: Boot) -> bool:
         return self.user_data is not None if boot.cloud_init is None else boot.cloud_init
 
+    def nic(self) -> list:
+        if self.sc.guestfwd is None:
+            return ["-nic", "none"]
+        return ["-nic", f"user,model=virtio-net-pci,restrict=on,guestfwd={self.sc.guestfwd()}"]
+
     def qemu_cmd(self, boot: Boot, out: Path, mask: list) -> list:
         img = self.image
         append = ["root=/dev/vda", "console=ttyS0,115200", "modprobe.blacklist=floppy", "panic=-1",
@@ -574,7 +585,7 @@ class Run:
             append.append(f"systemd.mask={u}")
         cpu = ["-cpu", os.environ["DBHOST_VM_CPU"]] if os.environ.get("DBHOST_VM_CPU") else []
         cmd = ["qemu-system-x86_64", "-M", "pc", "-accel", self.accel, *cpu, "-smp", "2", "-m", str(self.sc.memory_mb),
-               "-display", "none", "-vga", "none", "-monitor", "none", "-no-reboot", "-nic", "none",
+               "-display", "none", "-vga", "none", "-monitor", "none", "-no-reboot", *self.nic(),
                "-serial", f"file:{self.dir}/console-{self.boot_no}.log",
                "-serial", f"file:{self.dir}/ttyS1-{self.boot_no}.log",
                "-qmp", f"unix:{self.dir}/qmp.sock,server=on,wait=off",

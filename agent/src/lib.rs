@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod apply;
+pub mod backup;
 pub mod civil;
 pub mod cli;
 pub mod db;
@@ -23,6 +24,7 @@ pub mod generalize;
 pub mod host;
 pub mod md;
 pub mod migrate;
+pub mod net;
 pub mod plan;
 pub mod profile;
 pub mod tune;

@@ -23,6 +23,8 @@ pub struct BuildOptions {
     pub finalize: bool,
     /// Where the running binary is (installed to /usr/local/sbin/dbhost for the boot units).
     pub self_exe: Option<PathBuf>,
+    /// The profile file (absolute): the scheduled backup units read it.
+    pub profile_path: Option<PathBuf>,
 }
 
 pub const INSTALLED_BINARY: &str = "/usr/local/sbin/dbhost";
@@ -108,6 +110,27 @@ pub fn build(profile: &Profile, plan: &Plan, opts: &BuildOptions) -> Result<Vec<
             &plan.mount.mount_point,
             opts.finalize,
         )?);
+    }
+    // The database is on its disks and running: restore into it when it is empty, then let the
+    // schedule take over (the first scheduled backup never races the restore).
+    if let (Some(b), Some(_)) = (&profile.backup, &plan.database) {
+        if let Some(which) = &b.restore_on_apply {
+            steps.push(Box::new(super::backup::RestoreStep {
+                profile: profile.clone(),
+                which: which.clone(),
+            }));
+        }
+        if b.schedule.is_some() {
+            let p = opts
+                .profile_path
+                .clone()
+                .context("the backup schedule needs the profile's path")?;
+            steps.push(Box::new(super::backup::ScheduleStep::new(
+                b,
+                INSTALLED_BINARY,
+                &p,
+            )));
+        }
     }
     Ok(steps)
 }

@@ -8,6 +8,7 @@
 //! The journal only makes a run resumable and reportable: state lives on the devices, and a lost
 //! journal never causes a wipe (steps re-observe the devices every time).
 
+pub mod backup;
 pub mod build;
 pub mod db;
 pub mod engine;

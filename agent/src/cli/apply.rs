@@ -61,10 +61,16 @@ pub(crate) fn confirm(question: &str) -> Result<bool> {
 /// Take dbhost's run lock (two applies at once — cloud-init and a first-boot unit — must not
 /// interleave). Held until the process exits.
 pub(crate) fn take_lock(ctx: &Ctx) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    take_named_lock(ctx, "dbhost.lock")
+}
+
+/// An exclusive lock on `/run/NAME` for the life of the process; refused when another run
+/// holds it.
+pub(crate) fn take_named_lock(ctx: &Ctx, name: &str) -> Result<nix::fcntl::Flock<std::fs::File>> {
     use nix::fcntl::{Flock, FlockArg};
     let dir = ctx.host.run("");
     std::fs::create_dir_all(&dir).ok();
-    let p = ctx.host.run("dbhost.lock");
+    let p = ctx.host.run(name);
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -157,6 +163,7 @@ pub fn run_apply(ctx: &Ctx, a: ApplyArgs) -> Result<i32> {
         wipe: a.wipe,
         finalize: a.finalize,
         self_exe: std::env::current_exe().ok(),
+        profile_path: std::fs::canonicalize(&a.profile).ok(),
     };
     let steps = build::build(&prof, &plan, &bopts)?;
     if !a.dry_run {
@@ -388,7 +395,9 @@ pub fn run_status(ctx: &Ctx, _a: StatusArgs) -> Result<i32> {
             "kept_old": st.kept_old, "active": active, "healthy": healthy,
         })
     });
+    let backups = super::backup::status_json(ctx);
     let v = serde_json::json!({
+        "backup": backups,
         "arrays": arrays.iter().map(|a| serde_json::json!({
             "device": a.devnm, "uuid": a.uuid.map(|u| u.to_string()),
             "state": a.array_state, "members": a.members})).collect::<Vec<_>>(),
@@ -444,6 +453,7 @@ pub fn run_status(ctx: &Ctx, _a: StatusArgs) -> Result<i32> {
                 ),
                 None => crate::outln!("  (no relocation recorded)"),
             }
+            super::backup::status_text(&backups);
             crate::outln!("last run:");
             match &last {
                 Some(j) => {

@@ -16,12 +16,13 @@ pub enum DebugCmd {
         #[arg(long)]
         no_imds: bool,
     },
-    /// Probe image files or block devices (read-only) as detection probes a disk: signatures
-    /// found, and whether the contents are proven blank or would be refused, and why.
-    Probe {
-        /// Image files or block devices.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
+    /// Open a backup destination and list what is under its prefix (credentials, reachability).
+    Destination {
+        #[command(flatten)]
+        dest: super::backup::DestArgs,
+        /// List at most this many objects.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
     /// Run one SQL statement on a server over its own protocol and print the rows (support and
     /// tests: proves dbhost can log in where a step would).
@@ -33,6 +34,13 @@ pub enum DebugCmd {
         /// Port to pair it with.
         #[arg(long, default_value_t = 0)]
         port: u16,
+    },
+    /// Probe image files or block devices (read-only) as detection probes a disk: signatures
+    /// found, and whether the contents are proven blank or would be refused, and why.
+    Probe {
+        /// Image files or block devices.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
     },
     /// Write man pages (section 8) generated from the CLI definition into DIR.
     #[command(hide = true)]
@@ -190,6 +198,16 @@ pub fn run(ctx: &Ctx, cmd: DebugCmd) -> anyhow::Result<i32> {
                     out.display()
                 ),
             }
+            Ok(crate::exit::OK)
+        }
+        DebugCmd::Destination { dest, limit } => {
+            let d = dest.resolve(None)?;
+            let store = super::backup::open_destination(ctx, &d, None)?;
+            let keys = crate::net::block_on(crate::backup::object::list_keys(&store, limit))??;
+            for k in &keys {
+                crate::outln!("{k}");
+            }
+            crate::errln!("{}: {} object(s) listed", store.name, keys.len());
             Ok(crate::exit::OK)
         }
         DebugCmd::Probe { paths } => {

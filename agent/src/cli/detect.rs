@@ -89,21 +89,7 @@ pub fn run(ctx: &Ctx, args: DetectArgs) -> anyhow::Result<i32> {
     Ok(crate::exit::OK)
 }
 
-/// Human-readable size (binary units).
-pub fn human_size(b: u64) -> String {
-    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < U.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
-}
+pub use crate::profile::units::human_size;
 
 fn role(d: &Disk) -> &'static str {
     match d.role {

@@ -2,6 +2,7 @@
 //! their own file here; they call into the library rooms and format output (text or JSON).
 
 pub mod apply;
+pub mod backup;
 pub mod bench;
 pub mod debug;
 pub mod detect;
@@ -58,6 +59,10 @@ pub enum Command {
     Assemble(md::AssembleArgs),
     /// Converge this host to a profile: array, filesystem, mount, datadir, tuning.
     Apply(apply::ApplyArgs),
+    /// Back up the database to Azure Blob, S3, GCS or a directory; list, verify, prune backups.
+    Backup(Box<backup::BackupArgs>),
+    /// Restore a backup onto this host's database server, or into a new directory.
+    Restore(backup::RestoreArgs),
     /// Show array, mount, datadir, database health and the last run.
     Status(apply::StatusArgs),
     /// Restore configuration and the previous datadir location from the undo bundle.
@@ -90,6 +95,12 @@ impl Command {
             Command::Debug(c) => matches!(c, debug::DebugCmd::Sql(_)),
             Command::Md(c) => !matches!(c, md::MdCmd::Examine { .. }),
             Command::Migrate(c) => c.changes_system(),
+            Command::Backup(a) => match &a.cmd {
+                Some(backup::BackupCmd::List(_)) => false,
+                Some(backup::BackupCmd::Prune(p)) => !p.dry_run,
+                _ => true,
+            },
+            Command::Restore(_) => true,
             Command::Apply(a) => !a.dry_run,
             Command::Tune(a) => a.apply,
             Command::Generalize(a) => !(a.check || a.dry_run),
@@ -172,6 +183,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Md(c) => md::run(&ctx, c),
         Command::Assemble(a) => md::run_assemble(&ctx, a),
         Command::Apply(a) => apply::run_apply(&ctx, a),
+        Command::Backup(a) => backup::run(&ctx, *a),
+        Command::Restore(a) => backup::run_restore(&ctx, a),
         Command::Status(a) => apply::run_status(&ctx, a),
         Command::Rollback(a) => apply::run_rollback(&ctx, a),
         Command::Tune(a) => tune::run(&ctx, a),

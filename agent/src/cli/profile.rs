@@ -121,5 +121,25 @@ pub fn summary(file: &Path, p: &Profile) -> String {
     );
     s += &format!("  database:   {db}\n");
     s += &format!("  tuning:     {tuning}");
+    if let Some(b) = &p.backup {
+        s += &format!(
+            "\n  backup:     {} to {}{}{}{}",
+            b.kind.as_str(),
+            b.destination,
+            if b.encrypt_to.is_empty() {
+                ""
+            } else {
+                ", encrypted"
+            },
+            b.schedule
+                .as_ref()
+                .map(|x| format!(", scheduled {}", x.backup))
+                .unwrap_or_default(),
+            b.restore_on_apply
+                .as_ref()
+                .map(|r| format!(", restore-on-apply {r}"))
+                .unwrap_or_default()
+        );
+    }
     s
 }

@@ -1,16 +1,15 @@
 //! Azure Instance Metadata Service client, just enough for `compute/storageProfile`.
 //!
-//! A plain HTTP/1.1 GET over `std::net::TcpStream` (no proxy is ever consulted, which IMDS
-//! requires; no HTTP crate needed for one request to a link-local address). Bounded retries with
-//! short backoff on 429, 410, 5xx, connection errors and timeouts. IMDS encodes every JSON
-//! primitive as a string ("0", "None", "128"); the parser also accepts numbers.
+//! One GET through dbhost's HTTP client (`net::http`; no proxy is ever consulted, which IMDS
+//! requires). Bounded retries with short backoff on 429, 410, 5xx, connection errors and
+//! timeouts. IMDS encodes every JSON primitive as a string ("0", "None", "128"); the parser also
+//! accepts numbers.
 
 use super::model::CacheMode;
-use anyhow::{anyhow, bail, Context, Result};
+use crate::net::dns::Resolver;
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// IMDS path and API version queried.
 pub const STORAGE_PROFILE_PATH: &str =
@@ -95,189 +94,125 @@ struct AttemptError {
     retry: bool,
 }
 
-fn split_url(endpoint: &str) -> Result<(String, u16)> {
-    let rest = endpoint
-        .trim_end_matches('/')
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow!("IMDS endpoint {endpoint:?} must start with http://"))?;
-    if rest.contains('/') {
+/// The endpoint must be a plain `http://HOST[:PORT]` base: IMDS is link-local and unencrypted.
+fn check_endpoint(endpoint: &str) -> Result<String> {
+    let u = reqwest::Url::parse(endpoint)
+        .with_context(|| format!("IMDS endpoint {endpoint:?} is not a URL"))?;
+    if u.scheme() != "http" {
+        bail!("IMDS endpoint {endpoint:?} must start with http://");
+    }
+    if u.path() != "/" || u.query().is_some() || u.host_str().is_none() {
         bail!("IMDS endpoint {endpoint:?} must be a base URL without a path (http://HOST[:PORT])");
     }
-    match rest.rsplit_once(':') {
-        Some((h, p)) => Ok((
-            h.to_string(),
-            p.parse()
-                .with_context(|| format!("bad port in IMDS endpoint {endpoint:?}"))?,
-        )),
-        None => Ok((rest.to_string(), 80)),
-    }
+    Ok(endpoint.trim_end_matches('/').to_string())
 }
 
-fn attempt(host: &str, port: u16, timeout: Duration) -> std::result::Result<String, AttemptError> {
+async fn attempt(client: &reqwest::Client, url: &str) -> std::result::Result<String, AttemptError> {
     let err = |msg: String, retry| AttemptError { msg, retry };
-    let addr = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| err(format!("resolving {host}: {e}"), false))?
-        .next()
-        .ok_or_else(|| err(format!("{host} has no address"), false))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| err(format!("connecting to {addr}: {e}"), true))?;
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    let req = format!(
-        "GET {STORAGE_PROFILE_PATH} HTTP/1.1\r\nHost: {host}\r\nMetadata: true\r\nUser-Agent: dbhost/{}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    s.write_all(req.as_bytes())
-        .map_err(|e| err(format!("sending request to {addr}: {e}"), true))?;
-    // Read until the server closes (Connection: close), bounded in size and time.
-    let deadline = Instant::now() + timeout;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        if Instant::now() > deadline {
-            return Err(err(format!("timed out reading from {addr}"), true));
+    let what = |e: &reqwest::Error| {
+        if e.is_timeout() {
+            format!("timed out waiting for {url}")
+        } else if e.is_connect() {
+            format!("connecting to {url}: {}", chain(e))
+        } else {
+            format!("requesting {url}: {}", chain(e))
         }
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                raw.extend_from_slice(&buf[..n]);
-                if raw.len() > 1 << 20 {
-                    return Err(err(format!("answer from {addr} exceeds 1 MiB"), false));
-                }
-                if response_complete(&raw) {
-                    break;
-                }
-            }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                return Err(err(format!("timed out reading from {addr}"), true));
-            }
-            Err(e) => return Err(err(format!("reading from {addr}: {e}"), true)),
-        }
+    };
+    let resp = client
+        .get(url)
+        .header("Metadata", "true")
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| err(what(&e), true))?;
+    let status = resp.status().as_u16();
+    if resp.content_length().is_some_and(|n| n > 1 << 20) {
+        return Err(err(format!("answer from {url} exceeds 1 MiB"), false));
     }
-    let (status, body) =
-        parse_response(&raw).map_err(|m| err(format!("bad HTTP answer from {addr}: {m}"), true))?;
+    let body = resp.text().await.map_err(|e| err(what(&e), true))?;
     match status {
         200 => Ok(body),
-        429 | 410 | 500..=599 => Err(err(format!("HTTP {status} from {addr}"), true)),
-        _ => Err(err(format!("HTTP {status} from {addr}"), false)),
+        429 | 410 | 500..=599 => Err(err(format!("HTTP {status} from {url}"), true)),
+        _ => Err(err(format!("HTTP {status} from {url}"), false)),
     }
 }
 
-/// True once headers and a Content-Length body (or final chunk) are in.
-fn response_complete(raw: &[u8]) -> bool {
-    let Some(hend) = find(raw, b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&raw[..hend]).to_ascii_lowercase();
-    let body = &raw[hend + 4..];
-    if let Some(cl) = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    {
-        return body.len() >= cl;
+/// An error and its sources on one line (reqwest's own text stops at "error sending request").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
     }
-    if head.contains("transfer-encoding: chunked") {
-        return find(body, b"0\r\n\r\n").is_some();
-    }
-    false
+    s
 }
 
-fn find(h: &[u8], n: &[u8]) -> Option<usize> {
-    h.windows(n.len()).position(|w| w == n)
-}
-
-fn parse_response(raw: &[u8]) -> std::result::Result<(u16, String), String> {
-    let hend = find(raw, b"\r\n\r\n").ok_or("no end of headers")?;
-    let head = String::from_utf8_lossy(&raw[..hend]).into_owned();
-    let mut lines = head.lines();
-    let status_line = lines.next().ok_or("empty answer")?;
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let lower = head.to_ascii_lowercase();
-    let mut body = raw[hend + 4..].to_vec();
-    if lower.contains("transfer-encoding: chunked") {
-        body = dechunk(&body)?;
-    } else if let Some(cl) = lower
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    {
-        if body.len() < cl {
-            return Err("body shorter than Content-Length".into());
+/// GET `path` from IMDS with bounded retries (429, 410, 5xx, connection errors, timeouts).
+pub fn get(cfg: &ImdsConfig, resolver: &Resolver, path: &str) -> Result<String> {
+    let base = check_endpoint(&cfg.endpoint)?;
+    let url = format!("{base}{path}");
+    let client = crate::net::http::client(
+        resolver,
+        &crate::net::http::ClientOpts {
+            timeout: cfg.timeout,
+            no_proxy: true,
+        },
+    )?;
+    let attempts = cfg.attempts.max(1);
+    let backoff = cfg.backoff;
+    crate::net::block_on(async move {
+        let mut backoff = backoff;
+        let mut last = String::new();
+        for i in 0..attempts {
+            if i > 0 {
+                tokio::time::sleep(backoff).await;
+                backoff = backoff.saturating_mul(2);
+            }
+            match attempt(&client, &url).await {
+                Ok(body) => return Ok(body),
+                Err(e) => {
+                    tracing::debug!("IMDS attempt {} failed: {}", i + 1, e.msg);
+                    last = e.msg;
+                    if !e.retry {
+                        break;
+                    }
+                }
+            }
         }
-        body.truncate(cl);
-    }
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-fn dechunk(mut b: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let le = find(b, b"\r\n").ok_or("truncated chunk size")?;
-        let size_txt = String::from_utf8_lossy(&b[..le]);
-        let size = usize::from_str_radix(size_txt.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size {size_txt:?}"))?;
-        b = &b[le + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if b.len() < size + 2 {
-            return Err("truncated chunk".into());
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[size + 2..];
-    }
+        bail!("querying IMDS {url}: {last}")
+    })?
 }
 
 /// GET the storage profile with bounded retries. Returns the parsed profile and the raw body.
-pub fn fetch_storage_profile(cfg: &ImdsConfig) -> Result<(StorageProfile, String)> {
-    let (host, port) = split_url(&cfg.endpoint)?;
-    let attempts = cfg.attempts.max(1);
-    let mut backoff = cfg.backoff;
-    let mut last = String::new();
-    for i in 0..attempts {
-        if i > 0 {
-            std::thread::sleep(backoff);
-            backoff = backoff.saturating_mul(2);
-        }
-        match attempt(&host, port, cfg.timeout) {
-            Ok(body) => {
-                let p = parse_storage_profile(&body)
-                    .with_context(|| format!("parsing IMDS answer from {}", cfg.endpoint))?;
-                return Ok((p, body));
-            }
-            Err(e) => {
-                tracing::debug!("IMDS attempt {} failed: {}", i + 1, e.msg);
-                last = e.msg;
-                if !e.retry {
-                    break;
-                }
-            }
-        }
-    }
-    bail!(
-        "querying IMDS {}{}: {last}",
-        cfg.endpoint,
-        STORAGE_PROFILE_PATH
-    )
+pub fn fetch_storage_profile(
+    cfg: &ImdsConfig,
+    resolver: &Resolver,
+) -> Result<(StorageProfile, String)> {
+    let body = get(cfg, resolver, STORAGE_PROFILE_PATH)?;
+    let p = parse_storage_profile(&body)
+        .with_context(|| format!("parsing IMDS answer from {}", cfg.endpoint))?;
+    Ok((p, body))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     pub(crate) const GOOD: &str = r#"{"dataDisks":[{"caching":"None","createOption":"Empty","diskSizeGB":"128","lun":"0","name":"d0","managedDisk":{"id":"x","storageAccountType":"Premium_LRS"},"writeAcceleratorEnabled":"false"},{"caching":"ReadOnly","diskSizeGB":"256","lun":"1","name":"d1"}],"imageReference":{"offer":"debian-12"},"osDisk":{"caching":"ReadWrite","diskSizeGB":"30","name":"os","osType":"Linux"},"resourceDisk":{"size":"0"}}"#;
+
+    fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+        h.windows(n.len()).position(|w| w == n)
+    }
+
+    fn resolver() -> Resolver {
+        Resolver::from_host(&crate::host::Host::with_root("/nonexistent"))
+    }
 
     /// A loopback server answering each connection with the next scripted reply (`None` = accept
     /// and never answer). Returns the endpoint and a request counter.
@@ -300,7 +235,10 @@ mod tests {
                 }
                 let text = String::from_utf8_lossy(&req).into_owned();
                 assert!(text.starts_with(&format!("GET {STORAGE_PROFILE_PATH} HTTP/1.1\r\n")));
-                assert!(text.contains("\r\nMetadata: true\r\n"), "{text}");
+                assert!(
+                    text.to_ascii_lowercase().contains("\r\nmetadata: true\r\n"),
+                    "{text}"
+                );
                 n2.fetch_add(1, Ordering::SeqCst);
                 match replies.get(i.min(replies.len() - 1)).cloned().flatten() {
                     Some(r) => {
@@ -330,7 +268,7 @@ mod tests {
     #[test]
     fn good_answer_is_parsed() {
         let (ep, n) = server(vec![http("200 OK", GOOD)]);
-        let (p, raw) = fetch_storage_profile(&cfg(ep)).unwrap();
+        let (p, raw) = fetch_storage_profile(&cfg(ep), &resolver()).unwrap();
         assert_eq!(raw, GOOD);
         assert_eq!(n.load(Ordering::SeqCst), 1);
         assert_eq!(p.data_disks.len(), 2);
@@ -357,14 +295,14 @@ mod tests {
             b.len()
         );
         let (ep, _) = server(vec![Some(r)]);
-        let (p, _) = fetch_storage_profile(&cfg(ep)).unwrap();
+        let (p, _) = fetch_storage_profile(&cfg(ep), &resolver()).unwrap();
         assert_eq!(p.data_disks.len(), 2);
     }
 
     #[test]
     fn not_found_is_not_retried() {
         let (ep, n) = server(vec![http("404 Not Found", "{}")]);
-        let e = fetch_storage_profile(&cfg(ep)).unwrap_err();
+        let e = fetch_storage_profile(&cfg(ep), &resolver()).unwrap_err();
         assert!(e.to_string().contains("HTTP 404"), "{e}");
         assert_eq!(n.load(Ordering::SeqCst), 1);
     }
@@ -375,7 +313,7 @@ mod tests {
             http("429 Too Many Requests", ""),
             http("200 OK", GOOD),
         ]);
-        let (p, _) = fetch_storage_profile(&cfg(ep)).unwrap();
+        let (p, _) = fetch_storage_profile(&cfg(ep), &resolver()).unwrap();
         assert_eq!(p.data_disks.len(), 2);
         assert_eq!(n.load(Ordering::SeqCst), 2);
     }
@@ -383,7 +321,7 @@ mod tests {
     #[test]
     fn server_error_is_retried_then_reported() {
         let (ep, n) = server(vec![http("500 Internal Server Error", "oops")]);
-        let e = fetch_storage_profile(&cfg(ep)).unwrap_err();
+        let e = fetch_storage_profile(&cfg(ep), &resolver()).unwrap_err();
         assert!(e.to_string().contains("HTTP 500"), "{e}");
         assert_eq!(n.load(Ordering::SeqCst), 3, "bounded retries");
     }
@@ -393,7 +331,7 @@ mod tests {
         let (ep, n) = server(vec![None]);
         let mut c = cfg(ep);
         c.attempts = 2;
-        let e = fetch_storage_profile(&c).unwrap_err();
+        let e = fetch_storage_profile(&c, &resolver()).unwrap_err();
         assert!(e.to_string().contains("timed out"), "{e}");
         assert_eq!(n.load(Ordering::SeqCst), 2);
     }
@@ -401,7 +339,7 @@ mod tests {
     #[test]
     fn malformed_json_is_an_error() {
         let (ep, _) = server(vec![http("200 OK", "{\"dataDisks\": [")]);
-        let e = fetch_storage_profile(&cfg(ep)).unwrap_err();
+        let e = fetch_storage_profile(&cfg(ep), &resolver()).unwrap_err();
         assert!(format!("{e:#}").contains("not valid JSON"), "{e:#}");
         let e = parse_storage_profile(r#"{"dataDisks": 5}"#).unwrap_err();
         assert!(e.to_string().contains("not an array"));
@@ -409,11 +347,12 @@ mod tests {
 
     #[test]
     fn endpoint_must_be_plain_http_base() {
-        assert!(split_url("https://x").is_err());
-        assert!(split_url("http://x/path").is_err());
+        assert!(check_endpoint("https://x").is_err());
+        assert!(check_endpoint("http://x/path").is_err());
+        assert!(check_endpoint("http://x:99999").is_err());
         assert_eq!(
-            split_url("http://127.0.0.1:8080/").unwrap(),
-            ("127.0.0.1".into(), 8080)
+            check_endpoint("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
         );
     }
 }

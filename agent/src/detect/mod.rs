@@ -542,7 +542,7 @@ pub(crate) fn detect_with(r: &Reader, opts: &DetectOptions) -> Result<(Inventory
                 attempts: opts.imds_attempts,
                 backoff: opts.imds_backoff,
             };
-            match imds::fetch_storage_profile(&cfg) {
+            match imds::fetch_storage_profile(&cfg, &crate::net::dns::Resolver::from_host(host)) {
                 Ok((p, body)) => {
                     roles::apply_cache_modes(&mut disks, &p);
                     extras.imds_body = Some(body);

@@ -4,8 +4,9 @@
 //! the full command line (or the server and statement).
 
 use anyhow::{bail, Context, Result};
+use std::io::{Read, Write};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A command to run: program, arguments, optional environment additions and stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,9 +76,90 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+/// Which end of a spawned program is a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    /// Read its stdout as it is produced (stdin is empty).
+    Out,
+    /// Feed its stdin as a stream (stdout is collected).
+    In,
+}
+
+/// A program running with one streamed end; [`Spawned::wait`] reaps it and returns its status
+/// and collected output (stderr always).
+pub struct Spawned<'a> {
+    pub stdin: Option<Box<dyn Write + Send>>,
+    pub stdout: Option<Box<dyn Read + Send>>,
+    wait: Box<dyn FnOnce() -> Result<ExecOutput> + Send + 'a>,
+    kill: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Spawned<'_> {
+    /// Close stdin (if still open) and wait for the exit.
+    pub fn wait(mut self) -> Result<ExecOutput> {
+        drop(self.stdin.take());
+        drop(self.stdout.take());
+        (self.wait)()
+    }
+    /// Something that kills the program (SIGKILL) while another thread waits for it.
+    pub fn killer(&self) -> Arc<dyn Fn() + Send + Sync> {
+        self.kill.clone()
+    }
+}
+
+/// A Vec shared between a writer handed out as stdin and the code that runs the program.
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+impl Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("stdin buffer").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub trait Exec: Send + Sync {
     /// Run and return the output whatever the exit status.
     fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput>;
+
+    /// Start `cmd` with one end streamed. The default runs it through [`Exec::output`] (whole
+    /// stdout at once; stdin collected, then run), which is what fakes need.
+    fn spawn(&self, cmd: &CommandSpec, pipe: Pipe) -> Result<Spawned<'_>> {
+        let kill: Arc<dyn Fn() + Send + Sync> = Arc::new(|| {});
+        match pipe {
+            Pipe::Out => {
+                let out = self.output(cmd)?;
+                let stdout = std::io::Cursor::new(out.stdout.clone().into_bytes());
+                Ok(Spawned {
+                    stdin: None,
+                    stdout: Some(Box::new(stdout)),
+                    wait: Box::new(move || {
+                        Ok(ExecOutput {
+                            stdout: String::new(),
+                            ..out
+                        })
+                    }),
+                    kill,
+                })
+            }
+            Pipe::In => {
+                let buf = SharedBuf::default();
+                let b2 = buf.clone();
+                let cmd = cmd.clone();
+                Ok(Spawned {
+                    stdin: Some(Box::new(buf)),
+                    stdout: None,
+                    wait: Box::new(move || {
+                        let data = std::mem::take(&mut *b2.0.lock().expect("stdin buffer"));
+                        self.output(&cmd.stdin(data))
+                    }),
+                    kill,
+                })
+            }
+        }
+    }
 
     /// The database client: sessions with servers over their own protocols.
     fn db(&self) -> &dyn crate::db::client::Client;
@@ -97,36 +179,39 @@ pub trait Exec: Send + Sync {
     }
 }
 
+/// Start `cmd` with stdout and stderr piped, stdin piped or empty.
+fn start(cmd: &CommandSpec, stdin: bool) -> Result<std::process::Child> {
+    use std::process::Stdio;
+    let mut c = Command::new(&cmd.program);
+    c.args(&cmd.args);
+    for (k, v) in &cmd.env {
+        c.env(k, v);
+    }
+    c.stdin(if stdin { Stdio::piped() } else { Stdio::null() });
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if cmd.timeout.is_some() {
+        // Its own process group: at the timeout the whole group goes (a shell's children
+        // too, which would otherwise keep the output pipes open).
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    }
+    c.spawn()
+        .with_context(|| format!("starting `{}`", cmd.display()))
+}
+
 /// Runs real programs.
 #[derive(Debug, Default)]
 pub struct RealExec;
 
 impl Exec for RealExec {
+    fn spawn(&self, cmd: &CommandSpec, pipe: Pipe) -> Result<Spawned<'_>> {
+        Self::spawn_real(cmd, pipe)
+    }
+
     fn db(&self) -> &dyn crate::db::client::Client {
         &crate::db::client::REAL
     }
     fn output(&self, cmd: &CommandSpec) -> Result<ExecOutput> {
-        use std::io::Write;
-        use std::process::Stdio;
-        let mut c = Command::new(&cmd.program);
-        c.args(&cmd.args);
-        for (k, v) in &cmd.env {
-            c.env(k, v);
-        }
-        c.stdin(if cmd.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        if cmd.timeout.is_some() {
-            // Its own process group: at the timeout the whole group goes (a shell's children
-            // too, which would otherwise keep the output pipes open).
-            std::os::unix::process::CommandExt::process_group(&mut c, 0);
-        }
-        let mut child = c
-            .spawn()
-            .with_context(|| format!("starting `{}`", cmd.display()))?;
+        let mut child = start(cmd, cmd.stdin.is_some())?;
         if let Some(data) = &cmd.stdin {
             if let Some(mut si) = child.stdin.take() {
                 si.write_all(data)
@@ -182,6 +267,91 @@ impl Exec for RealExec {
             stderr,
         })
     }
+}
+
+impl RealExec {
+    fn spawn_real(cmd: &CommandSpec, pipe: Pipe) -> Result<Spawned<'static>> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut child = start(cmd, pipe == Pipe::In)?;
+        let stdin = child
+            .stdin
+            .take()
+            .map(|w| Box::new(w) as Box<dyn Write + Send>);
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        // stderr is drained all along (a full pipe would stall the program); the last 64 KiB
+        // are kept for messages.
+        let err_thread = std::thread::spawn(move || {
+            let mut keep: Vec<u8> = Vec::new();
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                keep.extend_from_slice(&buf[..n]);
+                if keep.len() > 128 << 10 {
+                    keep.drain(..keep.len() - (64 << 10));
+                }
+            }
+            String::from_utf8_lossy(&keep).into_owned()
+        });
+        // stdout is collected the same way when stdin is the streamed end.
+        let (stdout, out_thread) = match pipe {
+            Pipe::Out => (Some(Box::new(stdout) as Box<dyn Read + Send>), None),
+            Pipe::In => {
+                let mut so = stdout;
+                let t = std::thread::spawn(move || {
+                    let mut v = Vec::new();
+                    let _ = so.read_to_end(&mut v);
+                    String::from_utf8_lossy(&v).into_owned()
+                });
+                (None, Some(t))
+            }
+        };
+        let pid = child.id();
+        let reaped = Arc::new(AtomicBool::new(false));
+        let r2 = reaped.clone();
+        let kill: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            if !r2.load(Ordering::SeqCst) {
+                if let Ok(p) = i32::try_from(pid) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        });
+        let line = cmd.display();
+        Ok(Spawned {
+            stdin,
+            stdout,
+            wait: Box::new(move || {
+                let st = child
+                    .wait()
+                    .with_context(|| format!("waiting for `{line}`"));
+                reaped.store(true, Ordering::SeqCst);
+                let st = st?;
+                let stderr = err_thread.join().unwrap_or_default();
+                let stdout = out_thread
+                    .map(|t| t.join().unwrap_or_default())
+                    .unwrap_or_default();
+                Ok(ExecOutput {
+                    status: exit_code(st),
+                    stdout,
+                    stderr,
+                })
+            }),
+            kill,
+        })
+    }
+}
+
+/// The exit status as a shell shows it (128 + signal for a killed program).
+fn exit_code(st: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    st.code()
+        .or_else(|| st.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
 }
 
 /// The order of calls across every fake (programs and database statements), so a test can check
@@ -298,6 +468,60 @@ mod tests {
             )
             .unwrap();
         assert_eq!(ok.status, 4);
+    }
+
+    #[test]
+    fn real_spawn_streams_both_ways_and_reports_status() {
+        let e = RealExec;
+        let mut s = e
+            .spawn(
+                &CommandSpec::new("sh").args(["-c", "seq 1 100000; echo oops >&2; exit 4"]),
+                Pipe::Out,
+            )
+            .unwrap();
+        let mut text = String::new();
+        s.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text.lines().count(), 100_000);
+        let out = s.wait().unwrap();
+        assert_eq!((out.status, out.stderr.trim()), (4, "oops"));
+        let mut s = e
+            .spawn(&CommandSpec::new("sh").args(["-c", "wc -c"]), Pipe::In)
+            .unwrap();
+        s.stdin
+            .as_mut()
+            .unwrap()
+            .write_all(&[7u8; 300_000])
+            .unwrap();
+        let out = s.wait().unwrap();
+        assert_eq!((out.status, out.stdout.trim()), (0, "300000"));
+        let s = e
+            .spawn(&CommandSpec::new("sleep").arg("30"), Pipe::Out)
+            .unwrap();
+        (s.killer())();
+        assert_eq!(s.wait().unwrap().status, 128 + 9);
+    }
+
+    #[test]
+    fn fake_spawn_goes_through_output() {
+        let f = FakeExec::new();
+        f.answer(
+            "dump",
+            ExecOutput {
+                status: 2,
+                stdout: "partial".into(),
+                stderr: "boom".into(),
+            },
+        );
+        let mut s = f.spawn(&CommandSpec::new("dump"), Pipe::Out).unwrap();
+        let mut t = String::new();
+        s.stdout.take().unwrap().read_to_string(&mut t).unwrap();
+        assert_eq!(t, "partial");
+        assert_eq!(s.wait().unwrap().status, 2);
+        let mut s = f.spawn(&CommandSpec::new("load"), Pipe::In).unwrap();
+        s.stdin.as_mut().unwrap().write_all(b"abc").unwrap();
+        s.wait().unwrap();
+        let calls = f.calls.lock().unwrap();
+        assert_eq!(calls.last().unwrap().stdin.as_deref(), Some(&b"abc"[..]));
     }
 
     #[test]

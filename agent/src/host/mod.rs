@@ -8,7 +8,7 @@ mod exec;
 mod files;
 pub mod users;
 
-pub use exec::{fake_seq, CommandSpec, Exec, ExecOutput, FakeExec, RealExec};
+pub use exec::{fake_seq, CommandSpec, Exec, ExecOutput, FakeExec, Pipe, RealExec, Spawned};
 pub use files::{atomic_write, fsync_dir, random_bytes, random_uuid, read_trimmed};
 
 use std::path::{Path, PathBuf};

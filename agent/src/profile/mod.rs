@@ -11,6 +11,7 @@
 //! one is missing there. When you add a key: add it to the struct, to [`Profile::full_example`],
 //! and to the README table.
 
+pub mod backup;
 pub mod locate;
 pub mod units;
 pub mod validate;
@@ -48,6 +49,8 @@ pub struct Profile {
     /// Importing a live database from its old host (`dbhost migrate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrate: Option<Migrate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<backup::Backup>,
 }
 
 /// Which platform the profile is meant for.
@@ -617,6 +620,7 @@ impl Profile {
                 source_shell: Some(vec!["ssh".into(), "old-db".into()]),
                 source_defaults_file: Some("/etc/mysql/my.cnf".into()),
             }),
+            backup: Some(backup::Backup::full_example()),
         }
     }
 }

@@ -515,13 +515,18 @@ fn full_example_sets_every_key() {
         "tuning.overrides",
         "tuning.disk-mbps",
         "tuning.disk-iops",
+        "backup.endpoint",
+        "backup.encrypt-to",
+        "backup.retention.keep-last",
+        "backup.schedule.verify",
+        "backup.restore-on-apply",
         "migrate.source-port",
         "migrate.stop-command",
         "migrate.server-id",
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
     }
-    assert_eq!(keys.len(), 47, "{keys:?}");
+    assert_eq!(keys.len(), 999, "{keys:?}");
 }
 
 const MIGRATE_PG: &str = "version = 1\n[database]\nengine = \"postgresql\"\n\

@@ -576,6 +576,15 @@ pub fn validate(p: &Profile) -> Vec<Problem> {
             );
         }
     }
+    if let Some(b) = &p.backup {
+        super::backup::validate(b, &mut bad);
+        if p.database.engine == super::Engine::None {
+            bad(
+                "backup.destination",
+                "backups need a database: set database.engine".into(),
+            );
+        }
+    }
 
     out
 }

@@ -21,7 +21,7 @@ use crate::host::Host;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -420,82 +420,21 @@ impl tokio::io::AsyncWrite for Stream {
 // ---------------------------------------------------------------------------------------------
 // name resolution without NSS
 
-/// Addresses for `name` in an `/etc/hosts` text (pure; first match order kept).
-pub fn hosts_lookup(text: &str, name: &str) -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("");
-        let mut f = line.split_whitespace();
-        let Some(ip) = f.next().and_then(|s| s.parse::<IpAddr>().ok()) else {
-            continue;
-        };
-        if f.any(|n| n.eq_ignore_ascii_case(name)) && !out.contains(&ip) {
-            out.push(ip);
-        }
-    }
-    out
-}
-
-/// Resolve `name:port` without libc: an IP literal as is, else the host's `/etc/hosts`, else DNS
-/// with the resolvers of the host's `/etc/resolv.conf` (hickory-resolver). IPv4 first.
+/// Resolve `name:port` without libc: dbhost's one resolver ([`crate::net::dns`]: an IP literal
+/// as is, the host's `/etc/hosts`, then DNS with the nameservers of its `/etc/resolv.conf`).
+/// IPv4 first.
 pub fn resolve(host: &Host, name: &str, port: u16) -> Result<Endpoint> {
-    let bare = name.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(Endpoint::Tcp {
-            name: name.to_string(),
-            addr: SocketAddr::new(ip, port),
-        });
-    }
-    let text = std::fs::read_to_string(host.etc("hosts")).unwrap_or_default();
-    let mut ips = hosts_lookup(&text, name);
-    if ips.is_empty() {
-        ips = dns_lookup(host, name)?;
-    }
+    let r = crate::net::dns::Resolver::from_host(host);
+    let n = name.to_string();
+    let mut ips = crate::net::block_on(async move { r.lookup(&n).await })??;
     ips.sort_by_key(|ip| ip.is_ipv6());
     match ips.first() {
         Some(ip) => Ok(Endpoint::Tcp {
             name: name.to_string(),
             addr: SocketAddr::new(*ip, port),
         }),
-        None => anyhow::bail!("{name}: no address (not in /etc/hosts, no DNS answer)"),
+        None => anyhow::bail!("{name}: no address"),
     }
-}
-
-fn dns_lookup(host: &Host, name: &str) -> Result<Vec<IpAddr>> {
-    use hickory_resolver::config::ResolverConfig;
-    use hickory_resolver::name_server::TokioConnectionProvider;
-    use hickory_resolver::Resolver;
-    let conf = std::fs::read(host.etc("resolv.conf")).unwrap_or_default();
-    let (config, mut opts) = if conf.is_empty() {
-        anyhow::bail!(
-            "{name}: not in {} and no {} to ask DNS",
-            host.etc("hosts").display(),
-            host.etc("resolv.conf").display()
-        );
-    } else {
-        hickory_resolver::system_conf::parse_resolv_conf(&conf).map_err(|e| {
-            anyhow::anyhow!("{name}: reading {}: {e}", host.etc("resolv.conf").display())
-        })?
-    };
-    opts.timeout = Duration::from_secs(3);
-    opts.attempts = 2;
-    // /etc/hosts was read above, under the host's root.
-    opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
-    let config: ResolverConfig = config;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()?;
-    rt.block_on(async {
-        let r = Resolver::builder_with_config(config, TokioConnectionProvider::default())
-            .with_options(opts)
-            .build();
-        let found = r
-            .lookup_ip(name)
-            .await
-            .map_err(|e| anyhow::anyhow!("{name}: DNS lookup failed: {e}"))?;
-        Ok(found.iter().collect())
-    })
 }
 
 #[cfg(test)]

@@ -95,19 +95,21 @@ fn rows_and_quotes() {
 #[test]
 fn hosts_file_lookup() {
     let t = "127.0.0.1 localhost\n# 10.9.9.9 old-db\n10.0.0.5  old-db old-db.example  # the source\n::1 localhost ip6-localhost\n";
-    assert_eq!(
-        hosts_lookup(t, "old-db"),
-        vec!["10.0.0.5".parse::<IpAddr>().unwrap()]
-    );
-    assert_eq!(hosts_lookup(t, "OLD-DB.example").len(), 1);
-    assert_eq!(hosts_lookup(t, "localhost").len(), 2);
-    assert!(hosts_lookup(t, "nothere").is_empty());
     let d = tempfile::tempdir().unwrap();
     let h = Host::with_root(d.path());
     std::fs::create_dir_all(h.etc("")).unwrap();
     std::fs::write(h.etc("hosts"), t).unwrap();
     let e = resolve(&h, "old-db", 5432).unwrap();
     assert_eq!(e.to_string(), "old-db:5432 (10.0.0.5)");
+    assert_eq!(
+        resolve(&h, "OLD-DB.example", 1).unwrap().to_string(),
+        "OLD-DB.example:1 (10.0.0.5)"
+    );
+    // IPv4 first when a name has both.
+    assert_eq!(
+        resolve(&h, "localhost", 1).unwrap().to_string(),
+        "localhost:1 (127.0.0.1)"
+    );
     assert_eq!(
         resolve(&h, "127.0.0.2", 3306).unwrap().to_string(),
         "127.0.0.2:3306"
