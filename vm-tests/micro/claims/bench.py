@@ -4,7 +4,7 @@ and on?
 Five blank 2 GiB virtio-scsi data disks (LUN 0-4, serials data1..data5), each throttled by QEMU
 like a cloud disk (20 MiB/s and 400 IOPS). In one boot: `dbhost bench --destructive` on data1
 alone, `dbhost md create` over data1..data4, bench the array, `dbhost tune --apply`, bench the
-array again, tune data5 (a fresh member, never benched before) and bench it. The host prints
+array again (named with --md: claims sharing the boot leave arrays of their own), tune data5 (a fresh member, never benched before) and bench it. The host prints
 `array / (4 x member)` per pattern, tuning off vs on, into the suite log. Figures only: nothing
 is asserted about time or ratios (VM-TESTING.md section 3: the caps are exact, TCG tops out at
 ~6-8k IOPS in total, so 4 x 400 IOPS is measurable); the scenario fails on malformed JSON, a
@@ -45,7 +45,7 @@ check "/dev/md/bench exists" wait_until 20 test -b /dev/md/bench
 cat /proc/mdstat
 check "bench array, tuning off (q32)" bench array-off /dev/md/bench -q 32
 check "tune --apply (array)" sh -c \\
-  "dbhost --output json tune --apply --disk-mbps 20 --disk-iops {CAP_IOPS} --engine none >$O/tune-array.json"
+  "dbhost --output json tune --apply --md $(basename "$(readlink -f /dev/md/bench)") --disk-mbps 20 --disk-iops {CAP_IOPS} --engine none >$O/tune-array.json"
 check "bench array, tuning on (q32)" bench array-on /dev/md/bench -q 32
 check "tune --apply (data5)" sh -c \\
   "dbhost --output json tune --apply --disk $(byid data5) --disk-mbps 20 --disk-iops {CAP_IOPS} --engine none >$O/tune-data5.json"
