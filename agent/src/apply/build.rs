@@ -56,6 +56,10 @@ pub fn build(profile: &Profile, plan: &Plan, opts: &BuildOptions) -> Result<Vec<
             members: plan.members.iter().map(|m| m.path.clone()).collect(),
             create: matches!(plan.decision, DisksDecision::Create),
             wipe: opts.wipe,
+            adopt_uuid: match &plan.decision {
+                DisksDecision::AdoptArray { array_uuid, .. } => Some(array_uuid.clone()),
+                _ => None,
+            },
         }));
         steps.push(Box::new(BootUnitStep {
             name: a.name.clone(),
@@ -181,10 +185,19 @@ pub struct ArrayStep {
     pub members: Vec<String>,
     pub create: bool,
     pub wipe: bool,
+    /// Adopting: the array's UUID (mdadm text form). The array is found by it, not by name: an
+    /// array another tool made keeps the name it was given.
+    pub adopt_uuid: Option<String>,
 }
 
 impl ArrayStep {
     fn running(&self, cx: &ApplyCx<'_>) -> Option<String> {
+        if let Some(uuid) = &self.adopt_uuid {
+            return crate::md::array::running_arrays(cx.host)
+                .into_iter()
+                .find(|r| r.active() && r.uuid.map(|u| u.mdadm()).as_ref() == Some(uuid))
+                .map(|r| r.devnm);
+        }
         let link = format!("/dev/md/{}", self.name);
         let devnm = crate::md::array::resolve_md(cx.host, &link)?;
         let st = crate::host::read_trimmed(&cx.host.sys(&format!("block/{devnm}/md/array_state")))?;
@@ -260,7 +273,14 @@ impl Step for ArrayStep {
                     expect: vec![self.name.clone()],
                 },
             )?;
-            let e = rep.arrays.iter().find(|a| a.name == self.name).cloned();
+            let e = rep
+                .arrays
+                .iter()
+                .find(|a| match &self.adopt_uuid {
+                    Some(u) => a.uuid.map(|x| x.mdadm()).as_ref() == Some(u),
+                    None => a.name == self.name,
+                })
+                .cloned();
             match e {
                 Some(e) if e.result == "assembled" => Ok(Outcome::Changed(format!(
                     "assembled /dev/md/{} as {}",

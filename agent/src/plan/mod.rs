@@ -641,7 +641,15 @@ pub fn plan_with(
                 }
                 _ => profile.array.chunk().bytes(),
             };
-            let name = profile.array.name.clone();
+            // Adopting keeps the array's own name too: the boot unit assembles it by that name.
+            let name = match &decision {
+                DisksDecision::AdoptArray { array_name, .. } => array_name
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or(array_name)
+                    .to_string(),
+                _ => profile.array.name.clone(),
+            };
             let chunk_sectors = chunk_bytes / geometry::SECTOR;
             let sectors: Vec<u64> = member_list
                 .iter()

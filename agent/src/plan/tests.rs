@@ -992,3 +992,19 @@ fn the_plan_shows_the_mkfs_command_apply_runs() {
         );
     }
 }
+
+#[test]
+fn an_adopted_array_keeps_its_own_name() {
+    // An array mdadm made on this host ("host:name") under another name than the profile's:
+    // apply assembles it by UUID and the boot unit expects it by its own name.
+    let p = shipped("azure-mysql.toml");
+    let mut i = azure_array(UUID);
+    for d in &mut i.disks {
+        if let Some(m) = d.md.as_mut() {
+            m.name = "oldhost:legacy".into();
+        }
+    }
+    let pl = plan(&p, &i).unwrap();
+    assert!(matches!(pl.decision, DisksDecision::AdoptArray { .. }));
+    assert_eq!(pl.array.as_ref().unwrap().name, "legacy");
+}

@@ -526,7 +526,7 @@ fn full_example_sets_every_key() {
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
     }
-    assert_eq!(keys.len(), 999, "{keys:?}");
+    assert_eq!(keys.len(), 66, "{keys:?}");
 }
 
 const MIGRATE_PG: &str = "version = 1\n[database]\nengine = \"postgresql\"\n\
