@@ -160,6 +160,9 @@ def check_new_vm(run, out):
 
 
 SCENARIO = Scenario(
+    # By name until it passes on main: merged on 2026-12-05 without a run after the merge (the
+    # branch's last runs: see vm-tests/README.md); the suite's two clean-clone proofs ran without it.
+    suite=False,
     name="backup-azure",
     description=f"MariaDB ({MB} MiB) backed up to Azurite under a write load (logical + physical), verified, a kill mid-stream cleaned up; a new VM with blank disks comes back from it in one apply",
     disks=[Disk("lun0", size="2G", bus="scsi", lun=0, serial="data-lun0")],

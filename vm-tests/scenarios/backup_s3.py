@@ -151,6 +151,9 @@ def check_new_vm(run, out):
 
 
 SCENARIO = Scenario(
+    # By name until it passes on main: merged on 2026-12-05 without a run after the merge (the
+    # branch's last runs: see vm-tests/README.md); the suite's two clean-clone proofs ran without it.
+    suite=False,
     name="backup-s3",
     description=f"PostgreSQL ({MB} MiB) backed up to an S3-compatible server (moto) under a write load, logical and physical, verified; a flipped byte is caught by verify and restore; a new VM with blank disks restores the newest verified backup",
     disks=[Disk("lun0", size="2G", bus="scsi", lun=0, serial="data-lun0")],

@@ -150,7 +150,9 @@ def cut(name):
 
 SCENARIO = Scenario(
     name="migrate-crash",
-    suite=True,
+    # By name until it passes on main: merged on 2026-12-05 without a run after the merge (the
+    # branch's last runs: see vm-tests/README.md); the suite's two clean-clone proofs ran without it.
+    suite=False,
     description="migrate cutover killed at every step and cut off twice under a write load: never two writable servers, one after a re-run, no acknowledged row lost",
     disks=[
         Disk("lun0", size="1G", bus="scsi", lun=0, serial="data-lun0"),

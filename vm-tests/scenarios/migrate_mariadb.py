@@ -159,7 +159,9 @@ def check(run, out):
 
 SCENARIO = Scenario(
     name="migrate-mariadb",
-    suite=True,
+    # By name until it passes on main: merged on 2026-12-05 without a run after the merge (the
+    # branch's last runs: see vm-tests/README.md); the suite's two clean-clone proofs ran without it.
+    suite=False,
     description="migrate: a live MariaDB from its old host (127.0.0.2) under a write load; no binlog refused with its cost; mariabackup + GTID replica; cutover",
     disks=[
         Disk("lun0", size="1G", bus="scsi", lun=0, serial="data-lun0"),

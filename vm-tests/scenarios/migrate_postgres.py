@@ -169,7 +169,9 @@ def check(run, out):
 
 SCENARIO = Scenario(
     name="migrate-postgres",
-    suite=True,
+    # By name until it passes on main: merged on 2026-12-05 without a run after the merge (the
+    # branch's last runs: see vm-tests/README.md); the suite's two clean-clone proofs ran without it.
+    suite=False,
     description="migrate: a live PostgreSQL from its old host (127.0.0.2) under a write load; bad input refused; broken replication switches nothing; cutover by promotion",
     disks=[
         Disk("lun0", size="1G", bus="scsi", lun=0, serial="data-lun0"),
