@@ -37,7 +37,7 @@ if [ "$(id -u)" = 0 ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   python3 scripts/fake-endpoints.py dns.backup.test "$port" "$work/endpoints.log" &
   fake_pid=$!
-  trap 'kill "$fake_pid" 2>/dev/null; rm -rf "$work"' EXIT
+  trap 'kill "$fake_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
   for _ in $(seq 50); do
     python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
     sleep 0.1
