@@ -17,13 +17,30 @@ stage() {
   [ -n "$1" ] && printf '\n== %s (t=%ss)\n' "$1" "$((now - t0))"
   return 0
 }
-summary() {
+summary() { # EXIT_STATUS
+  local failed=${cur:-}
   stage ""
   printf '\n== stage times\n'
   printf '  %s\n' "${times[@]}"
   printf '  %-28s %5ss\n' total "$((SECONDS - t0))"
+  # A stage that fails without a message of its own must still be named.
+  if [ "$1" != 0 ]; then
+    printf '\n== FAILED in stage "%s" (exit %s)\n' "$failed" "$1"
+  else
+    printf '\n== all stages passed\n'
+  fi
 }
-trap summary EXIT
+img_pid=
+srv=
+stop_images() { [ -z "$img_pid" ] || kill -- -"$img_pid" 2>/dev/null || true; }
+on_exit() {
+  local rc=$?
+  set +e
+  stop_images
+  if [ -n "$srv" ]; then python3 scripts/backup-servers.py stop "$srv"; rm -rf "$srv"; fi
+  summary "$rc"
+}
+trap on_exit EXIT
 
 apt_install() { # PACKAGE... (only when root and missing)
   [ "$(id -u)" = 0 ] || { echo "test-all: missing $*; install it or run as root" >&2; return 1; }
@@ -47,7 +64,6 @@ export DBHOST_REQUIRE_ORACLES=1
 # the mirror. Each suite's build is cached and locked by scripts/vm-image.sh, so vm-test.sh below
 # finds them done (or waits for the lock). The build gets its own process group, ended with this
 # script whatever happens.
-img_pid=
 if [ "${DBHOST_SKIP_VM:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then
   img_log=$(mktemp /tmp/dbhost-vm-images.XXXXXX.log)
   suites=$(python3 vm-tests/harness.py --suites)
@@ -56,8 +72,6 @@ if [ "${DBHOST_SKIP_VM:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then
     echo "vm-images: all built in $((SECONDS - t0)) s"' vm-images $suites >"$img_log" 2>&1 &
   img_pid=$!
 fi
-stop_images() { [ -z "$img_pid" ] || kill -- -"$img_pid" 2>/dev/null || true; }
-trap 'stop_images; summary' EXIT
 
 stage "object-store servers for the backup tests (Azurite, moto)"
 # Installed under /var/cache/dbhost-backup-servers (pinned versions, see the script), started on
@@ -67,7 +81,6 @@ stage "object-store servers for the backup tests (Azurite, moto)"
 command -v npm >/dev/null || apt_install nodejs npm
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv # moto's venv
 srv=$(mktemp -d /tmp/dbhost-backup-servers.XXXXXX)
-trap 'stop_images; python3 scripts/backup-servers.py stop "$srv"; rm -rf "$srv"; summary' EXIT
 eval "$(python3 scripts/backup-servers.py start "$srv")"
 python3 scripts/backup-servers.py selftest "$srv/selftest"
 
