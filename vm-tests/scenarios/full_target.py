@@ -14,10 +14,14 @@ from harness import REPO, Boot, Disk, Scenario, expect, read_text  # noqa: E402
 
 PROFILE_NAME = "vmtest-small.toml"
 PROFILE = f"/usr/local/share/dbhost/profiles/{PROFILE_NAME}"
-# qemu-dev.toml picking the small disks only
+# qemu-dev.toml picking the small disks only, with ext4: the plan refuses XFS on an array under
+# 1 GiB before apply ever looks at the room (micro claim apply-xfssmall), and this scenario is
+# about the room check.
 PROFILES = {PROFILE_NAME: (REPO / "profiles" / "qemu-dev.toml").read_text()
-            .replace('serial = ["data*", "vdata*", "nvme-data*"]', 'serial = ["small*"]')}
+            .replace('serial = ["data*", "vdata*", "nvme-data*"]', 'serial = ["small*"]')
+            .replace('type = "xfs"', 'type = "ext4"', 1)}
 assert 'serial = ["small*"]' in PROFILES[PROFILE_NAME], "qemu-dev.toml's serial line changed"
+assert 'type = "ext4"' in PROFILES[PROFILE_NAME], "qemu-dev.toml's filesystem type line changed"
 DISKS = [Disk("small2", size="160M", bus="scsi", lun=2, serial="small-lun2"),
          Disk("small3", size="160M", bus="scsi", lun=3, serial="small-lun3")]
 
