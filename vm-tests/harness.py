@@ -1073,6 +1073,24 @@ def main() -> int:
             where = "micro, every kernel" if c.md else "micro"
             print(f"{c.name:34} [{where}{'' if c.suite else ', not in the suite'}] {c.proves}")
         return 0
+    if a.suites and a.scenarios:
+        # Asked before any micro kernel is built (scripts/vm-test.sh): CLAIM@trixie needs the
+        # trixie image, whose kernel vm-test.sh then adds to the micro tier.
+        claim_names = {c.name for c in claims}
+        need, unknown = [], []
+        for n in a.scenarios:
+            base, _, kern = n.partition("@")
+            if n in scenarios:
+                need.append(scenarios[n].image)
+            elif base in claim_names:
+                need += ["bookworm"] + ([kern] if kern in ("trixie", "bookworm") else [])
+            else:
+                unknown.append(n)
+        if unknown:
+            print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        print("\n".join(dict.fromkeys(need)))
+        return 0
     every = tier.instances(claims, kernels, None)
     if a.scenarios:
         labels = {i.label for i in tier.instances(claims, kernels, [n for n in a.scenarios])}
