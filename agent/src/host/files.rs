@@ -19,12 +19,35 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 /// target, fsync the directory. `mode` is applied to the new file. Returns `Ok(false)` when the
 /// file already had exactly this content and mode (nothing written), `Ok(true)` when written.
 pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<bool> {
-    use std::os::unix::fs::PermissionsExt;
+    write_atomic(path, data, mode, None)
+}
+
+/// Replace an existing file atomically (as [`atomic_write`]) keeping its mode and owner: the new
+/// file gets them before the rename, so a server that owns the file (PostgreSQL's
+/// `postgresql.auto.conf`, mode 0600) never sees it owned by root.
+pub fn atomic_replace_keeping_owner(path: &Path, data: &[u8]) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path)?;
+    write_atomic(path, data, m.mode() & 0o7777, Some((m.uid(), m.gid())))
+}
+
+fn write_atomic(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<bool> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if let Ok(old) = fs::read(path) {
         let same_mode = fs::metadata(path)
             .map(|m| m.permissions().mode() & 0o7777 == mode)
             .unwrap_or(false);
-        if old == data && same_mode {
+        let same_owner = owner.is_none_or(|(u, g)| {
+            fs::metadata(path)
+                .map(|m| m.uid() == u && m.gid() == g)
+                .unwrap_or(false)
+        });
+        if old == data && same_mode && same_owner {
             return Ok(false);
         }
     }
@@ -49,6 +72,9 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<bool> {
             .open(&tmp)?;
         f.write_all(data)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
+        if let Some((u, g)) = owner {
+            std::os::unix::fs::fchown(&f, Some(u), Some(g))?;
+        }
         f.sync_all()?;
     }
     if let Err(e) = fs::rename(&tmp, path) {
@@ -98,5 +124,22 @@ mod tests {
         assert!(atomic_write(&p, b"a=2\n", 0o600).unwrap());
         let leftovers: Vec<_> = fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1);
+    }
+
+    #[test]
+    fn a_replacement_keeps_mode_and_owner() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("postgresql.auto.conf");
+        atomic_write(&p, b"primary_conninfo = 'x'\nwork_mem = 4MB\n", 0o600).unwrap();
+        let before = fs::metadata(&p).unwrap();
+        assert!(atomic_replace_keeping_owner(&p, b"work_mem = 4MB\n").unwrap());
+        let after = fs::metadata(&p).unwrap();
+        assert_ne!(after.ino(), before.ino(), "replaced, not edited in place");
+        assert_eq!(after.permissions().mode() & 0o7777, 0o600);
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        assert_eq!(fs::read_to_string(&p).unwrap(), "work_mem = 4MB\n");
+        assert!(!atomic_replace_keeping_owner(&p, b"work_mem = 4MB\n").unwrap());
+        assert!(atomic_replace_keeping_owner(&d.path().join("missing"), b"x").is_err());
     }
 }

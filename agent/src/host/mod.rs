@@ -9,7 +9,9 @@ mod files;
 pub mod users;
 
 pub use exec::{fake_seq, CommandSpec, Exec, ExecOutput, FakeExec, Pipe, RealExec, Spawned};
-pub use files::{atomic_write, fsync_dir, random_bytes, random_uuid, read_trimmed};
+pub use files::{
+    atomic_replace_keeping_owner, atomic_write, fsync_dir, random_bytes, random_uuid, read_trimmed,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -252,8 +252,13 @@ pub fn catch_up(
     let hp = host.path(new);
     let auto = hp.join("postgresql.auto.conf");
     if let Ok(text) = fs::read_to_string(&auto) {
-        crate::host::atomic_write(&auto, without_standby_settings(&text).as_bytes(), 0o600)
-            .with_context(|| format!("writing {}", auto.display()))?;
+        // Owned by postgres: a file root owned would stop the server from reading its own
+        // ALTER SYSTEM settings (and pg_basebackup from copying it).
+        crate::host::atomic_replace_keeping_owner(
+            &auto,
+            without_standby_settings(&text).as_bytes(),
+        )
+        .with_context(|| format!("writing {}", auto.display()))?;
     }
     let signal = hp.join("standby.signal");
     if signal.exists() {
