@@ -65,6 +65,8 @@ chmod 755 /usr/local/bin/point-clients
 
 # --- the new host: its own MariaDB with a binary log moves onto the array through a replica,
 # under a write load (apply's local relocation)
+# The guest image has no /var/log/mysql (its /var/log is bare): the binlog's directory first.
+install -d -o mysql -g adm -m 2750 /var/log/mysql
 printf '[mysqld]\nlog_bin = /var/log/mysql/mysql-bin\nserver_id = 1\n' >/etc/mysql/mariadb.conf.d/70-binlog.cnf
 systemctl start mariadb
 newsql -e "CREATE DATABASE bench; CREATE TABLE bench.w (id BIGINT PRIMARY KEY, t DOUBLE, pad VARCHAR(100)) ENGINE=InnoDB; \
