@@ -50,7 +50,7 @@ PACKAGES = [
     "ntfs-3g", "f2fs-tools", "jfsutils", "reiserfsprogs", "reiser4progs", "nilfs-tools",
     "udftools", "squashfs-tools", "erofs-utils", "genisoimage", "ocfs2-tools", "gfs2-utils",
     "mtd-utils", "cryptsetup-bin", "gdisk", "bcache-tools", "drbd-utils", "lvm2", "hfsutils",
-    "genromfs", "apfsprogs", "util-linux-extra",
+    "genromfs", "apfsprogs", "util-linux-extra", "mount",  # mount: losetup (the LVM row)
 ]
 
 

@@ -43,6 +43,8 @@ need_pkgs() {
   command -v mdadm >/dev/null || p+=(mdadm)               # the md scenarios' oracle (mdadm --examine)
   command -v readelf >/dev/null || p+=(binutils)          # micro/build.py: the tools' libraries
   command -v cpio >/dev/null || p+=(cpio)                 # micro/build.py: the initramfs
+  file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || p+=(busybox-static) # micro/build.py
+  command -v losetup >/dev/null || p+=(mount)             # micro/corpus.py: LVM on a loop device
   command -v nbdkit >/dev/null || p+=(nbdkit)             # fault injection (error filter)
   # The refusal claims' signatures, each written by its format's own tool (micro/corpus.py).
   command -v mkfs.xfs >/dev/null || p+=(xfsprogs)
