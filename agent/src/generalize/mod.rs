@@ -593,18 +593,13 @@ pub(crate) fn write_keeping_owner(path: &Path, data: &[u8]) -> Result<()> {
     let mut old = (m.is_file() && m.nlink() == 1)
         .then(|| fs::OpenOptions::new().write(true).open(path).ok())
         .flatten();
-    atomic_write(path, data, m.mode() & 0o7777)
+    crate::host::atomic_replace_keeping_owner(path, data)
         .with_context(|| format!("writing {}", path.display()))?;
     let replaced = fs::metadata(path)
         .map(|n| n.ino() != m.ino())
         .unwrap_or(false);
     if let (true, Some(f)) = (replaced, old.as_mut()) {
         scrub::zero_open(f, path)?;
-    }
-    let n = fs::metadata(path).with_context(|| format!("inspecting {}", path.display()))?;
-    if n.uid() != m.uid() || n.gid() != m.gid() {
-        std::os::unix::fs::chown(path, Some(m.uid()), Some(m.gid()))
-            .with_context(|| format!("restoring owner of {}", path.display()))?;
     }
     Ok(())
 }
