@@ -342,22 +342,12 @@ impl Maria<'_> {
         let t0 = Instant::now();
         let mut last = String::new();
         while t0.elapsed() < cx.stream_timeout {
-            match self.slave_status(cx, inst) {
-                Ok(r)
-                    if r.get(0, "Slave_IO_Running") == Some("Yes")
-                        && r.get(0, "Slave_SQL_Running") == Some("Yes") =>
-                {
-                    return Ok(())
-                }
-                Ok(r) => {
-                    last = format!(
-                        "IO {:?} {}, SQL {:?} {}",
-                        r.get(0, "Slave_IO_Running"),
-                        r.get(0, "Last_IO_Error").unwrap_or(""),
-                        r.get(0, "Slave_SQL_Running"),
-                        r.get(0, "Last_SQL_Error").unwrap_or("")
-                    )
-                }
+            match self
+                .slave_status(cx, inst)
+                .map(|r| crate::db::replica::mariadb::replication_running(&r))
+            {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(state)) => last = state,
                 Err(e) => last = format!("{e:#}"),
             }
             (cx.sleep)(Duration::from_millis(250));

@@ -359,22 +359,9 @@ pub fn follow(host: &Host, exec: &dyn Exec, st: &RelocateState, w: &Wait) -> Res
             }
             Ok(status)
         });
-        match r {
-            Ok(r)
-                if r.get(0, "Slave_IO_Running") == Some("Yes")
-                    && r.get(0, "Slave_SQL_Running") == Some("Yes") =>
-            {
-                return Ok(())
-            }
-            Ok(r) => {
-                last = format!(
-                    "IO {:?} {}, SQL {:?} {}",
-                    r.get(0, "Slave_IO_Running"),
-                    r.get(0, "Last_IO_Error").unwrap_or(""),
-                    r.get(0, "Slave_SQL_Running"),
-                    r.get(0, "Last_SQL_Error").unwrap_or("")
-                )
-            }
+        match r.map(|r| replication_running(&r)) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(state)) => last = state,
             Err(e) => last = format!("{e:#}"),
         }
         if i + 1 < w.attempts {
@@ -465,6 +452,20 @@ pub fn after_rollback(host: &Host, exec: &dyn Exec, st: &RelocateState) -> Resul
     // A restart already cleared read_only; the server may not have stopped.
     s.query("SET GLOBAL read_only = 0")?;
     drop_account(s.as_mut())
+}
+
+/// `SHOW SLAVE STATUS` says both replication threads run; otherwise what each says (pure).
+pub fn replication_running(r: &crate::db::client::Rows) -> std::result::Result<(), String> {
+    if r.get(0, "Slave_IO_Running") == Some("Yes") && r.get(0, "Slave_SQL_Running") == Some("Yes") {
+        return Ok(());
+    }
+    Err(format!(
+        "IO {:?} {}, SQL {:?} {}",
+        r.get(0, "Slave_IO_Running"),
+        r.get(0, "Last_IO_Error").unwrap_or(""),
+        r.get(0, "Slave_SQL_Running"),
+        r.get(0, "Last_SQL_Error").unwrap_or("")
+    ))
 }
 
 #[cfg(test)]
